@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both install what
+# they need: uv (with pip, if missing) and the locked environment (uv.lock).
+
+PYTHON ?= python3
+# uv on PATH, or the module pip installs; evaluated lazily, after `install` ran.
+UV = $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+RUN = $(UV) run --frozen --quiet
+
+# Telemetry off unless the user turns it on (their environment wins).
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= 1
+export GX_ANALYTICS_ENABLED ?= false
+export DVC_NO_ANALYTICS ?= 1
+
+.PHONY: install run test test-fast lint bench clean-outputs
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+## Run the whole pipeline on the demo data set (created if data/raw is empty).
+run: install
+	$(RUN) imgclf demo-data --if-empty
+	$(RUN) dvc repro
+	$(RUN) dvc metrics show
+
+## The whole test suite, slow tests included (pytest exit 5, "no tests", is not a failure).
+test: install
+	@status=0; $(RUN) pytest || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+
+## Unit tests only: seconds.
+test-fast: install
+	$(RUN) pytest tests/unit
+
+lint: install
+	$(RUN) ruff check src tests bench pipelines
+	$(RUN) ruff format --check src tests bench pipelines
+	$(RUN) mypy
+
+## Speed and memory figures (printed; see README).
+bench: install
+	$(RUN) python bench/validate_speed.py

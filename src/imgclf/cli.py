@@ -1,0 +1,120 @@
+"""The ``imgclf`` command line: argument handling only; each command calls one entry function.
+
+Heavy libraries (TensorFlow, MLflow, Great Expectations) are imported inside the
+commands that use them, so ``imgclf --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from imgclf.errors import ImgclfError
+
+if TYPE_CHECKING:
+    from imgclf.params import Params
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Train, validate, track and ship image classifiers from a folder of labelled images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# No wrapping and no markup: an error stays one line, whatever brackets the message holds.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+@dataclass(frozen=True)
+class Options:
+    params: Path
+    debug: bool
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    params: Annotated[Path, typer.Option("--params", "-p", help="The params file; its folder is the project root.")] = Path(
+        "params.yaml"
+    ),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each step does.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = Options(params=params, debug=debug)
+
+
+def _call(ctx: typer.Context, step: Callable[[], T]) -> T:
+    """Run one command's work; an expected failure becomes one line and its exit code."""
+    try:
+        return step()
+    except ImgclfError as exc:
+        if ctx.obj.debug:
+            raise
+        err.print(f"error: {exc}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _params(ctx: typer.Context) -> Params:
+    from imgclf.params import load_params
+
+    return load_params(ctx.obj.params)
+
+
+@app.command("demo-data")
+def demo_data(
+    ctx: typer.Context,
+    classes: Annotated[str, typer.Option(help="Comma-separated Animal-MNIST classes, or 'all'.")] = "cat,dog",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Target folder [default: paths.raw]")] = None,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if the target folder has any content.")] = False,
+) -> None:
+    """Export the built-in demo data set (Animal-MNIST silhouettes) as PNG class folders."""
+    from imgclf import demo
+
+    def step() -> demo.DemoResult | None:
+        wanted = demo.parse_classes(classes)
+        target = out_dir if out_dir is not None else _params(ctx).path("raw")
+        if if_empty and target.is_dir() and any(target.iterdir()):
+            return None
+        return demo.export(wanted, target)
+
+    result = _call(ctx, step)
+    if result is None:
+        out.print("demo-data: the target folder has content; nothing written")
+        return
+    out.print(f"demo-data: {result.written} images written, {result.unchanged} already there, in {result.out}")
+
+
+@app.command()
+def validate(ctx: typer.Context) -> None:
+    """Scan the raw folder into a manifest and check it with Great Expectations."""
+    from imgclf.stages import validate as stage
+
+    result = _call(ctx, lambda: stage.run(_params(ctx)))
+    files, checks = result.report["files"], result.report["expectations"]
+    reasons = ", ".join(f"{n} {r}" for r, n in result.report["by_reason"].items() if n)
+    out.print(
+        f"validate: {files['ok']} ok, {files['excluded']} excluded{f' ({reasons})' if reasons else ''}, "
+        f"{files['skipped']} skipped; {sum(c['success'] for c in checks.values())}/{len(checks)} expectations passed"
+    )
+
+
+@app.command()
+def split(ctx: typer.Context) -> None:
+    """Assign each validated image to train, val or test by its content hash."""
+    from imgclf.stages import split as stage
+
+    result = _call(ctx, lambda: stage.run(_params(ctx)))
+    counts = result.report["counts"]
+    out.print("split: " + ", ".join(f"{counts[s]} {s}" for s in stage.SPLITS))

@@ -1,0 +1,27 @@
+"""The few exception types the CLI turns into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class ImgclfError(Exception):
+    """Base class: an expected failure with a message meant for the user."""
+
+    exit_code = 1
+
+
+class ParamsError(ImgclfError):
+    """params.yaml is missing, malformed or out of bounds."""
+
+    exit_code = 2
+
+
+class DataValidationError(ImgclfError):
+    """The image folder failed its expectation suite."""
+
+
+class StageInputError(ImgclfError):
+    """A stage's input is missing, stale or was produced by a failed run."""
+
+
+class DemoDataError(ImgclfError):
+    """The demo data set could not be exported without touching user files."""

@@ -1,0 +1,168 @@
+"""params.yaml, parsed once into frozen, typed sections with defaults and bounds.
+
+Every path the pipeline reads or writes is in ``paths``; dvc.yaml reads the same
+keys through ``${paths.*}`` templating, so each path is written exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from imgclf.errors import ParamsError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    # Frozen: a stage cannot quietly change a setting another stage will read.
+    # extra="forbid": a typo in params.yaml is an error, not a silently ignored key.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Paths(_Section):
+    """Where each stage reads and writes, relative to the folder of params.yaml."""
+
+    raw: str = "data/raw"  # the user's images, one folder per class; never written to
+    manifest: str = "data/manifest.csv"  # one row per candidate file, with its status
+    split: str = "data/split.csv"  # train/val/test assignment of every ok image
+    validation_report: str = "reports/validation.json"  # counts + expectation results (DVC metrics)
+    split_report: str = "reports/split.json"  # realised split fractions per class (DVC metrics)
+    data_docs: str = "reports/data_docs"  # Great Expectations Data Docs (HTML)
+
+
+class Validate(_Section):
+    """Which files count as usable images, and what the folder as a whole must satisfy."""
+
+    # Expected class folders; None accepts whatever first-level folders exist.
+    classes: list[str] | None = None
+    min_side: int = Field(16, ge=1, le=4096)  # smaller images carry too little signal to learn from
+    max_side: int = Field(20_000, ge=16)  # longer sides are scans or panoramas, not photos
+    # Pillow's own decompression-bomb threshold (~ 89.5 Mpx, 268 MB as RGB); checked
+    # from the header, before any pixel is decoded.
+    max_pixels: int = Field(89_478_485, ge=256)
+    min_per_class: int = Field(10, ge=1)  # fewer cannot fill train, val and test
+    max_imbalance: float = Field(3.0, ge=1)  # largest class / smallest class
+    max_bad_fraction: float = Field(0.1, ge=0, le=1)  # more excluded files means a broken export
+    # Processes that decode images; 0 = one per core. Small folders run in-process.
+    workers: int = Field(0, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _sides_ordered(self) -> Validate:
+        if self.max_side < self.min_side:
+            raise ValueError("max_side: must be at least min_side")
+        return self
+
+
+class Split(_Section):
+    """Fractions of each class held out; an image's split follows from its content hash."""
+
+    val: float = Field(0.15, ge=0, le=0.5)
+    test: float = Field(0.15, ge=0, le=0.5)
+    # Salt mixed into the hash: changing it reshuffles every image, so change it never
+    # once a test set has been reported on.
+    seed: int = Field(0, ge=0)
+    # Largest allowed gap between a class's realised and requested fraction, for
+    # classes large enough for the gap to mean something (see split stage).
+    tolerance: float = Field(0.05, gt=0, le=0.5)
+
+    @model_validator(mode="after")
+    def _leaves_train(self) -> Split:
+        if self.val + self.test > 0.8:
+            raise ValueError("test: val + test must leave at least 20% for train")
+        return self
+
+
+class Params(_Section):
+    """The whole params.yaml; ``root`` is the folder paths are relative to."""
+
+    paths: Paths = Paths()
+    # "validate" is a (deprecated) BaseModel method name, hence the alias.
+    validation: Validate = Field(Validate(), alias="validate")
+    split: Split = Split()
+    root: Path = Field(Path("."), exclude=True)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)
+
+    def path(self, key: str) -> Path:
+        """Absolute path of ``paths.<key>``."""
+        return (self.root / getattr(self.paths, key)).resolve()
+
+
+def load_params(file: Path = DEFAULT_PARAMS) -> Params:
+    """Read and check params.yaml.
+
+    Raises:
+        ParamsError: with one line naming the file, the key and the problem.
+    """
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{file}: not found") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ParamsError(f"{file}: not valid YAML{line}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{file}: must be a mapping of sections")
+    if "root" in raw:
+        raise ParamsError(f"{file}: root: unknown key")
+    try:
+        return Params.model_validate({**raw, "root": file.resolve().parent})
+    except ValidationError as exc:
+        raise ParamsError(f"{file}: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first error as ``key.path: problem``, plus a count of the others."""
+    errors = exc.errors()
+    first = errors[0]
+    key = ".".join(str(part) for part in first["loc"])
+    problem = _problem(first)
+    if first["type"] == "value_error" and ": " in problem:
+        # Cross-field checks name their own key, e.g. "test: val + test must ...".
+        field, problem = problem.split(": ", 1)
+        key = f"{key}.{field}" if key else field
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{key}: {problem}{more}"
+
+
+def _problem(error: Any) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    bounds = _bounds(error["loc"])
+    if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"} and bounds:
+        return bounds
+    return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error.get('input')!r})"
+
+
+def _bounds(loc: tuple[Any, ...]) -> str | None:
+    """"must be between a and b" for a bounded field, from its declared constraints."""
+    model: type[BaseModel] = Params
+    field = None
+    for part in loc:
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        if field is None:
+            return None
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
+    if field is None:
+        return None
+    limits = {kind: getattr(meta, kind) for meta in field.metadata for kind in ("ge", "gt", "le", "lt") if hasattr(meta, kind)}
+    low = limits.get("ge", limits.get("gt"))
+    high = limits.get("le", limits.get("lt"))
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}"
+    if low is not None:
+        return f"must be at least {low}" if "ge" in limits else f"must be above {low}"
+    if high is not None:
+        return f"must be at most {high}" if "le" in limits else f"must be below {high}"
+    return None
