@@ -27,8 +27,8 @@ run: install
 	$(RUN) dvc repro
 	$(RUN) dvc metrics show
 
-## The whole test suite, slow tests included (pytest exit 5, "no tests", is not a failure).
-test: install
+## Lint, types, then the whole test suite, slow tests included (pytest exit 5, "no tests", is not a failure).
+test: lint
 	@status=0; $(RUN) pytest || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
@@ -37,8 +37,8 @@ test-fast: install
 	$(RUN) pytest tests/unit
 
 lint: install
-	$(RUN) ruff check src tests bench pipelines
-	$(RUN) ruff format --check src tests bench pipelines
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
 	$(RUN) mypy
 
 ## Speed and memory figures (printed; see README).

@@ -41,7 +41,9 @@ def write(path: Path, data: bytes) -> Path:
     return path
 
 
-def class_folder(root: Path, label: str, count: int, seed: int, size: tuple[int, int] = (32, 32), fmt: str = "PNG") -> None:
+def class_folder(
+    root: Path, label: str, count: int, seed: int, size: tuple[int, int] = (32, 32), fmt: str = "PNG"
+) -> None:
     """``count`` distinct images under ``root/label``."""
     ext = {"PNG": "png", "JPEG": "jpg"}[fmt]
     for i in range(count):
@@ -90,7 +92,7 @@ def faulty_folder(root: Path, outside: Path) -> dict[str, str]:
     put("cat/cmyk.jpg", encode(rgb(5).convert("CMYK"), "JPEG"))
     put("cat/rotated.jpeg", exif_rotated_jpeg())
     put("cat/rgba.png", encode(rgb(6).convert("RGBA"), "PNG"))
-    put("cat/sixteen.png", encode(Image.fromarray((pixels(7)[..., 0].astype(np.uint16) * 257)), "PNG"))
+    put("cat/sixteen.png", encode(Image.fromarray(pixels(7)[..., 0].astype(np.uint16) * 257), "PNG"))
     put("cat/palette.png", encode(rgb(8).convert("P"), "PNG"))
     put("dog/anim.gif", encode(rgb(9).convert("P"), "GIF"))
     put("dog/bitmap.bmp", encode(rgb(10), "BMP"))

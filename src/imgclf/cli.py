@@ -42,9 +42,9 @@ class Options:
 @app.callback()
 def main(
     ctx: typer.Context,
-    params: Annotated[Path, typer.Option("--params", "-p", help="The params file; its folder is the project root.")] = Path(
-        "params.yaml"
-    ),
+    params: Annotated[
+        Path, typer.Option("--params", "-p", help="The params file; its folder is the project root.")
+    ] = Path("params.yaml"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each step does.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
 ) -> None:
@@ -77,7 +77,9 @@ def demo_data(
     ctx: typer.Context,
     classes: Annotated[str, typer.Option(help="Comma-separated Animal-MNIST classes, or 'all'.")] = "cat,dog",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Target folder [default: paths.raw]")] = None,
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if the target folder has any content.")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing if the target folder has any content.")
+    ] = False,
 ) -> None:
     """Export the built-in demo data set (Animal-MNIST silhouettes) as PNG class folders."""
     from imgclf import demo

@@ -29,11 +29,12 @@ class _ArrayUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         import numpy as np
+        from numpy._core.multiarray import _reconstruct  # type: ignore[import-not-found,unused-ignore]
 
         allowed = {
             # Pickles written by numpy 1.x name numpy.core; numpy 2 moved it to numpy._core.
-            ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+            ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
             ("numpy", "ndarray"): np.ndarray,
             ("numpy", "dtype"): np.dtype,
         }
@@ -89,7 +90,9 @@ def export(classes: tuple[str, ...], out: Path) -> DemoResult:
 
     clashes = [path for path, data in planned if path.exists() and path.read_bytes() != data]
     if clashes:
-        raise DemoDataError(f"{clashes[0]} exists with other content; refusing to overwrite ({len(clashes)} such files)")
+        raise DemoDataError(
+            f"{clashes[0]} exists with other content; refusing to overwrite ({len(clashes)} such files)"
+        )
     written = 0
     for path, data in planned:
         if not path.exists():

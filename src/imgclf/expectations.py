@@ -96,7 +96,9 @@ def check(rows: list[ManifestRow], cfg: Validate, docs_dir: Path) -> dict[str, d
             suite = context.suites.add(gx.ExpectationSuite(name=table, expectations=list(expectations.values())))
             batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe(table)
             # ValidationDefinition.run (unlike Batch.validate) stores the result, so Data Docs show it.
-            definition = context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite))
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(name=table, data=batch, suite=suite)
+            )
             result = definition.run(batch_parameters={"dataframe": tables[table]}, result_format="BASIC")
             outcomes.update(_outcomes(result, list(expectations)))
         context.build_data_docs()
@@ -148,7 +150,9 @@ def _outcomes(result: ExpectationSuiteValidationResult, names: list[str]) -> dic
     for name, item in zip(names, result.results, strict=True):
         described = item.describe_dict()  # JSON-safe already (numpy values converted)
         found, kwargs = described["result"], described["kwargs"]
-        bounds = ", ".join(f"{k} {kwargs[k]}" for k in ("min_value", "max_value", "mostly") if kwargs.get(k) is not None)
+        bounds = ", ".join(
+            f"{k} {kwargs[k]}" for k in ("min_value", "max_value", "mostly") if kwargs.get(k) is not None
+        )
         if "observed_value" in found:
             observed = found["observed_value"]
             detail = f"observed {observed}"

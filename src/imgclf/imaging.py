@@ -109,7 +109,8 @@ def _inspect(data: bytes, limits: Limits) -> tuple[int, int, str] | Reason:
     except UnidentifiedImageError:
         return Reason.NOT_AN_IMAGE
     except OSError as exc:
-        return Reason.TRUNCATED if "truncated" in str(exc) else Reason.CORRUPT
+        # Pillow says "image file is truncated" or "Truncated File Read", by plugin.
+        return Reason.TRUNCATED if "truncated" in str(exc).lower() else Reason.CORRUPT
     except Exception:  # noqa: BLE001 - Pillow's plugins raise SyntaxError, ValueError, struct.error, ...
         return Reason.CORRUPT
     return width, height, mode

@@ -83,13 +83,14 @@ class Params(_Section):
     # "validate" is a (deprecated) BaseModel method name, hence the alias.
     validation: Validate = Field(Validate(), alias="validate")
     split: Split = Split()
-    root: Path = Field(Path("."), exclude=True)
+    root: Path = Field(Path(), exclude=True)
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)
 
     def path(self, key: str) -> Path:
         """Absolute path of ``paths.<key>``."""
-        return (self.root / getattr(self.paths, key)).resolve()
+        relative: str = getattr(self.paths, key)
+        return (self.root / relative).resolve()
 
 
 def load_params(file: Path = DEFAULT_PARAMS) -> Params:
@@ -145,7 +146,7 @@ def _problem(error: Any) -> str:
 
 
 def _bounds(loc: tuple[Any, ...]) -> str | None:
-    """"must be between a and b" for a bounded field, from its declared constraints."""
+    """ "must be between a and b" for a bounded field, from its declared constraints."""
     model: type[BaseModel] = Params
     field = None
     for part in loc:
@@ -156,7 +157,9 @@ def _bounds(loc: tuple[Any, ...]) -> str | None:
             model = field.annotation
     if field is None:
         return None
-    limits = {kind: getattr(meta, kind) for meta in field.metadata for kind in ("ge", "gt", "le", "lt") if hasattr(meta, kind)}
+    limits = {
+        kind: getattr(meta, kind) for meta in field.metadata for kind in ("ge", "gt", "le", "lt") if hasattr(meta, kind)
+    }
     low = limits.get("ge", limits.get("gt"))
     high = limits.get("le", limits.get("lt"))
     if low is not None and high is not None:

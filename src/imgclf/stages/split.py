@@ -95,7 +95,9 @@ def run(params: Params) -> SplitResult:
     if not report_path.exists() or not manifest_path.exists():
         raise StageInputError("no validated manifest: run `imgclf validate` first")
     if not json.loads(report_path.read_text(encoding="utf-8")).get("success"):
-        raise StageInputError(f"{params.paths.validation_report} says validation failed: fix the data and rerun validate")
+        raise StageInputError(
+            f"{params.paths.validation_report} says validation failed: fix the data and rerun validate"
+        )
     cfg = params.split
     rows = split_rows(read_manifest(manifest_path), cfg)
     by_class, misses = fractions(rows, cfg)

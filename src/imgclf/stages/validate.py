@@ -147,7 +147,12 @@ def summarize(rows: list[ManifestRow], skipped: Counter[str], expectations: dict
     reasons = Counter(row.reason for row in rows if row.reason)
     return {
         "success": all(e["success"] for e in expectations.values()),
-        "files": {"candidates": len(rows), OK: status[OK], EXCLUDED: status[EXCLUDED], "skipped": sum(skipped.values())},
+        "files": {
+            "candidates": len(rows),
+            OK: status[OK],
+            EXCLUDED: status[EXCLUDED],
+            "skipped": sum(skipped.values()),
+        },
         "excluded_fraction": round(status[EXCLUDED] / len(rows), 6) if rows else 0.0,
         # Every reason, zeros included, so that `dvc metrics diff` lines up across runs.
         "by_reason": {reason.value: reasons[reason.value] for reason in Reason},
@@ -174,8 +179,8 @@ def run(params: Params) -> ValidationResult:
     if not report["success"]:
         failed = [f"{name} ({e['detail']})" for name, e in outcomes.items() if not e["success"]]
         raise DataValidationError(
-            f"validation failed: {len(failed)} of {len(outcomes)} expectations: " + "; ".join(failed)
+            f"validation failed: {len(failed)} of {len(outcomes)} expectations: "
+            + "; ".join(failed)
             + f". See {params.paths.validation_report} and {params.paths.data_docs}/index.html"
         )
     return ValidationResult(success=True, rows=rows, report=report)
-

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, imgclf
+from imgclf.errors import ParamsError
+from imgclf.params import Params, load_params
+
+
+def test_repo_params_file_is_valid_and_matches_the_defaults() -> None:
+    # params.yaml documents every default; a drift between it and the models is a bug.
+    assert load_params(REPO / "params.yaml").model_dump() == Params().model_dump()
+
+
+def test_paths_resolve_against_the_params_folder(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    params = load_params(write_params(paths={"raw": "images"}))
+    assert params.path("raw") == (tmp_path / "images").resolve()
+    assert params.path("manifest") == (tmp_path / "data" / "manifest.csv").resolve()
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"split": {"test": 0.7}}, "split.test: must be between 0 and 0.5"),
+        ({"split": {"tset": 0.1}}, "split.tset: unknown key"),
+        ({"splitt": {}}, "splitt: unknown key"),
+        ({"validate": {"min_side": "big"}}, "validate.min_side: input should be a valid integer"),
+        ({"validate": {"min_per_class": 0}}, "validate.min_per_class: must be at least 1"),
+        ({"validate": {"classes": "cat"}}, "validate.classes: input should be a valid list"),
+        ({"validate": {"min_side": 64, "max_side": 32}}, "validate.max_side: must be at least min_side"),
+        ({"split": {"val": 0.45, "test": 0.45}}, "split.test: val + test must leave at least 20% for train"),
+        ({"split": {"tolerance": 0}}, "split.tolerance: must be between 0 and 0.5"),
+    ],
+)
+def test_bad_params_name_the_key(write_params: Callable[..., Path], sections: dict, message: str) -> None:
+    path = write_params(**sections)
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_malformed_yaml_and_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("split: [\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match=r"not valid YAML \(line \d+\)"):
+        load_params(tmp_path / "params.yaml")
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_params_are_frozen() -> None:
+    with pytest.raises(Exception, match="frozen"):
+        Params().split.seed = 3  # type: ignore[misc]
+
+
+def test_cli_exits_2_with_one_line_and_no_traceback(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    write_params(split={"test": 0.7})
+    result = imgclf("split", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: params.yaml: split.test: must be between 0 and 0.5"
+    assert "Traceback" not in result.stderr + result.stdout
