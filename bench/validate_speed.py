@@ -2,21 +2,27 @@
 
 What it measures (figures are printed; nothing here fails the run):
 
-1. Scan throughput of ``imgclf.stages.validate.scan`` in images/s, on
-   * N generated 400x300 RGB JPEGs (photo-like, quality 90, ~30 KB each), goal >= 1500/s;
+1. Scan throughput of ``imgclf.scan.scan`` in images/s, on
+   * N generated 400x300 RGB JPEGs (photo-like, quality 90, ~33 KB each), goal >= 1500/s;
    * the 2000 demo PNGs (28x28 grayscale, ``imgclf.demo.export``), goal >= 5000/s.
-   Default workers (one per core): a warm-up run fills the page cache, then the best
-   and median of 3 timed runs. workers=1 is timed once, for reference.
-2. Memory: scan of N/4, N/2 and N JPEGs, each in a fresh interpreter so that peak RSS
-   is clean; peak RSS of the scanning process and of its pool workers, and growth per
-   1000 images. Goal: flat apart from the per-row manifest metadata.
+   "warm": in this process, default workers (one per core), best and median of 3 runs
+   after a warm-up run that fills the page cache; workers=1 once, for reference.
+   "fresh": 3 runs, each in a new interpreter, as ``imgclf validate`` runs it: the pool's
+   workers then also pay for loading Pillow's plugins.
+2. Memory: a fresh interpreter scans N/4, N/2 and N JPEGs; peak RSS of that process and
+   of its pool workers, and their growth per 1000 images. Goal: flat, apart from the
+   per-row manifest metadata.
 3. The whole stage (``imgclf.stages.validate.run``) once on the demo folder, in a fresh
    interpreter, split into scan, Great Expectations import, and the rest (suites,
-   Data Docs, writing the manifest and report).
-4. With ``--profile``, or when a speed goal is missed: where a single core spends its
-   time per image (read, SHA-256, Pillow open, decode) and a cProfile of the in-process scan.
+   Data Docs, manifest and report).
+4. With ``--profile``, or when a speed goal is missed: per-image cost of each step on one
+   core (read, SHA-256, Pillow open, decode), CPU used by the parent and the workers, and
+   cProfile's top functions of the in-process scan.
 
-Run (about 1-2 minutes on 2 cores, most of it generating JPEGs the first time):
+Other processes skew every figure on a 2-core machine, so the CPU they used during each
+timed run is measured (from /proc/stat) and printed.
+
+Run (about 30 s on 2 cores, 40 s with --profile; generating the JPEGs adds ~30 s the first time):
 
     uv run --frozen python bench/validate_speed.py [--jpegs N] [--quick] [--profile]
 
@@ -42,35 +48,40 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # Before anything imports MLflow or Great Expectations; the user's environment wins.
 for _name, _value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("GX_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1")):
     os.environ.setdefault(_name, _value)
 
 # imgclf.stages.validate imports Pillow but not numpy; numpy (for generating JPEGs) is
-# imported lazily so the memory children start from what a real scan would load.
+# imported lazily, so that the memory children load only what a real scan loads.
 from imgclf import demo  # noqa: E402
-from imgclf.imaging import Limits  # noqa: E402
+from imgclf import scan as scanning  # noqa: E402
+from imgclf.imaging import Limits, probe  # noqa: E402
 from imgclf.manifest import OK, ManifestRow  # noqa: E402
 from imgclf.params import Validate  # noqa: E402
 from imgclf.stages import validate  # noqa: E402
+
+T = TypeVar("T")
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / ".work"
 CLASSES = ("cat", "dog")
 SIZE = (400, 300)  # width, height of the generated JPEGs
 LIMITS = Limits(Validate().min_side, Validate().max_side, Validate().max_pixels)  # the stage's defaults
+CORES = os.cpu_count() or 1
 GOAL_JPEG = 1500  # images/s
 GOAL_PNG = 5000  # images/s
-# Memory goal, in MB per 1000 images. A ManifestRow with its strings is ~0.6 KB; the
-# bytes of one JPEG are ~30 KB and its pixels 360 KB. So keeping any per-file data
-# would cost >= 30 MB per 1000 images, while the manifest costs ~1 MB per 1000 (rows
-# plus the transient lists and sets that build them). The limits sit between the two.
+# Memory goal, in MB per 1000 images. A ManifestRow with its strings is ~0.4 KB; the
+# bytes of one JPEG are ~33 KB and its pixels 360 KB. Keeping any per-file data would
+# cost >= 30 MB per 1000 images, the manifest ~1 MB (rows, plus the lists and sets that
+# build them). The limits sit well between the two.
 GOAL_GROWTH_PARENT = 3.0  # the parent holds the rows
 GOAL_GROWTH_WORKERS = 1.0  # a worker holds one chunk of paths and results at a time
+BUSY = 0.25  # cores used by other processes above which a timing is flagged
 # Below this many files scan probes in-process; read from the stage so the labels stay true.
 IN_PROCESS_BELOW: int = getattr(validate, "_IN_PROCESS_BELOW", 256)
 
@@ -83,7 +94,7 @@ def photo_jpeg(seed: int) -> bytes:
 
     Pure noise would be ~100 KB and decode slower than any photo; flat colour would be a
     few KB and decode faster. A smooth gradient (sky, walls), a few soft-edged shapes
-    (objects), a coarse texture (foliage, fabric) and mild sensor noise land at ~30 KB,
+    (objects), a coarse texture (foliage, fabric) and mild sensor noise land at ~33 KB,
     like a real 400x300 photo at this quality.
     """
     import numpy as np
@@ -116,7 +127,7 @@ def photo_jpeg(seed: int) -> bytes:
 def jpeg_names(count: int) -> list[str]:
     """``cat/cat_00000.jpg`` ...: ``count`` files split evenly over the classes.
 
-    A prefix of a larger layout, so that the smaller folders are subsets of the largest.
+    A prefix of any larger layout, so that the smaller folders are subsets of the largest.
     """
     per_class = [count // len(CLASSES) + (i < count % len(CLASSES)) for i in range(len(CLASSES))]
     return [f"{label}/{label}_{i:05d}.jpg" for label, n in zip(CLASSES, per_class, strict=True) for i in range(n)]
@@ -132,114 +143,126 @@ def _write_photo(target: Path) -> int:
     return len(data)
 
 
-def _sync(raw: Path, names: list[str]) -> list[Path]:
-    """Make ``raw`` hold exactly ``names`` (removing any other file); return the missing ones."""
-    wanted = {raw / name for name in names}
-    if raw.exists():
-        for path in [p for p in raw.rglob("*") if p.is_file() or p.is_symlink()]:
-            if path not in wanted:
-                path.unlink()
+def _missing(raw: Path, names: list[str]) -> list[Path]:
     for label in CLASSES:
         (raw / label).mkdir(parents=True, exist_ok=True)
-    return sorted(path for path in wanted if not path.exists())
+    return [path for path in (raw / name for name in names) if not path.exists()]
 
 
-def make_jpegs(raw: Path, count: int) -> None:
-    """Generate the JPEG folder, or reuse what an earlier run left there."""
-    missing = _sync(raw, jpeg_names(count))
+def make_jpegs(store: Path, count: int) -> None:
+    """Generate the first ``count`` JPEGs into ``store``, unless an earlier run already did.
+
+    The store only grows: a --quick run after a full one generates nothing, and vice versa
+    only the missing files.
+    """
+    missing = _missing(store, jpeg_names(count))
     if not missing:
-        print(f"  {raw.relative_to(BENCH)}: {count} JPEGs already there")
+        print(f"  {store.relative_to(BENCH)}: {count} JPEGs already there")
         return
     started = time.perf_counter()
     with ProcessPoolExecutor() as pool:  # encoding is CPU-bound: one process per core
         sizes = list(pool.map(_write_photo, missing, chunksize=32))
     print(
-        f"  {raw.relative_to(BENCH)}: generated {len(missing)} JPEGs "
+        f"  {store.relative_to(BENCH)}: generated {len(missing)} JPEGs "
         f"(mean {statistics.mean(sizes) / 1024:.0f} KB) in {time.perf_counter() - started:.1f} s"
     )
 
 
-def make_subset(source: Path, raw: Path, count: int) -> None:
-    """The first ``count`` files of ``source`` as hard links (plain files to scan, no extra disk)."""
-    for path in _sync(raw, jpeg_names(count)):
-        original = source / path.relative_to(raw)
+def link_folder(store: Path, raw: Path, count: int) -> None:
+    """Make ``raw`` hold exactly the first ``count`` JPEGs of ``store``.
+
+    Hard links: plain files to scan (no symlinks for scan to resolve), no extra disk.
+    """
+    names = jpeg_names(count)
+    wanted = {raw / name for name in names}
+    if raw.exists():  # left by a run with another count
+        for path in [p for p in raw.rglob("*") if p.is_file() or p.is_symlink()]:
+            if path not in wanted:
+                path.unlink()
+    for path in _missing(raw, names):
+        original = store / path.relative_to(raw)
         try:
             os.link(original, path)
-        except OSError:  # another file system, or links not supported
+        except OSError:  # another file system, or no hard links there
             shutil.copyfile(original, path)
+    print(f"  {raw.relative_to(BENCH)}: {count} JPEGs")
 
 
-def make_demo(raw: Path) -> None:
+def make_demo(raw: Path) -> int:
     result = demo.export(CLASSES, raw)
     print(f"  {raw.relative_to(BENCH)}: {result.written} demo PNGs written, {result.unchanged} already there")
+    return result.written + result.unchanged
 
 
-# --- scan throughput ----------------------------------------------------------------
+# --- measuring ----------------------------------------------------------------------
+
+
+def _busy_ticks() -> int | None:
+    """CPU time (clock ticks) all processes used since boot, stolen time included; None off Linux."""
+    try:
+        with Path("/proc/stat").open() as stat:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    return user + nice + system + irq + softirq + steal
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 @dataclass(frozen=True)
-class Speed:
-    label: str
-    files: int
-    workers: int  # as passed to scan: 0 = one per core
-    seconds: list[float]
+class Timing:
+    """One timed call: wall time, and the cores that other processes kept busy meanwhile."""
 
-    @property
-    def rates(self) -> list[float]:
-        return [self.files / s for s in self.seconds]
-
-    @property
-    def best(self) -> float:
-        return max(self.rates)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rates)
-
-    @property
-    def mode(self) -> str:
-        if self.workers == 1 or self.files < IN_PROCESS_BELOW:
-            return "in-process"
-        return f"{self.workers or os.cpu_count()} workers"
+    seconds: float
+    others: float | None  # None where /proc/stat is missing
 
 
-def timed_scan(raw: Path, workers: int, expected: int) -> float:
-    started = time.perf_counter()
-    rows, _ = validate.scan(raw, LIMITS, workers)
+def timed(call: Callable[[], T]) -> tuple[T, Timing]:
+    """Call ``call``; its wall time, and the cores other processes used meanwhile.
+
+    /proc/stat counts in ticks of 10 ms, so for runs of ~0.1 s "others" is good to ~0.1 core.
+    """
+    ticks, own, started = _busy_ticks(), _own_cpu(), time.perf_counter()
+    result = call()
     seconds = time.perf_counter() - started
-    ok = sum(row.status == OK for row in rows)
-    if ok != expected:  # a wrong count would make the figure meaningless; say so, do not stop
-        print(f"  WARNING: {raw}: {ok} ok rows, expected {expected}")
-    return seconds
+    after = _busy_ticks()
+    others = None
+    if ticks is not None and after is not None:
+        # Our pool workers are reaped when scan returns, so _own_cpu covers them too.
+        busy = (after - ticks) / os.sysconf("SC_CLK_TCK")
+        others = max(busy - (_own_cpu() - own), 0.0) / seconds
+    return result, Timing(seconds, others)
 
 
-def measure_speed(label: str, raw: Path, files: int, repeats: int) -> tuple[Speed, Speed]:
-    # Warm-up: reads every file into the page cache and imports Pillow's plugins, so the
-    # timed runs measure the scan, not the disk (CI re-scans files it just wrote, too).
-    timed_scan(raw, 0, files)
-    default = Speed(label, files, 0, [timed_scan(raw, 0, files) for _ in range(repeats)])
-    single = Speed(label, files, 1, [timed_scan(raw, 1, files)])
-    for speed in (default, single):
-        print(
-            f"  {label}: {speed.mode:>12}  best {speed.best:7.0f} images/s, median {speed.median:7.0f} "
-            f"({', '.join(f'{s:.2f}' for s in speed.seconds)} s)"
-        )
-    return default, single
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process in MB.
 
-
-# --- memory (runs in fresh interpreters) --------------------------------------------
+    On Linux, VmHWM rather than ru_maxrss: the kernel carries ru_maxrss over an exec, so a
+    child started by this (larger) benchmark process would report the benchmark's RSS.
+    """
+    try:
+        with Path("/proc/self/status").open() as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return _maxrss_mb(resource.RUSAGE_SELF)
 
 
 def _maxrss_mb(who: int) -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS. For RUSAGE_CHILDREN it is the peak of
-    # the largest single child that has been waited for, not a sum: the pool's workers are
-    # joined when scan's executor closes, so they are counted.
+    # KiB on Linux, bytes on macOS. For RUSAGE_CHILDREN it is the peak of the largest single
+    # child waited for, not a sum: scan's pool workers are joined when it returns.
     scale = 1024 * 1024 if sys.platform == "darwin" else 1024
     return resource.getrusage(who).ru_maxrss / scale
 
 
 def rows_mb(rows: list[ManifestRow]) -> float:
-    """Memory the manifest rows hold: each row object and the distinct objects it points to."""
+    """Memory the manifest rows hold: each row and the distinct objects it points to."""
     seen: set[int] = {id(rows)}
     total = sys.getsizeof(rows)
     for row in rows:
@@ -250,14 +273,16 @@ def rows_mb(rows: list[ManifestRow]) -> float:
     return total / 2**20
 
 
-def child_memory(raw: Path) -> dict[str, float]:
-    """In a fresh interpreter: peak RSS before and after scanning ``raw``."""
-    baseline = _maxrss_mb(resource.RUSAGE_SELF)  # interpreter + imgclf + Pillow
-    rows, _ = validate.scan(raw, LIMITS)
+def child_scan(raw: Path) -> dict[str, Any]:
+    """In a fresh interpreter, as ``imgclf validate`` would: one timed scan, and peak RSS."""
+    baseline = _peak_rss_mb()  # interpreter + imgclf + Pillow
+    (rows, _), timing = timed(lambda: scanning.scan(raw, LIMITS))
     return {
         "files": len(rows),
+        "seconds": timing.seconds,
+        "others": timing.others,
         "baseline": baseline,
-        "parent": _maxrss_mb(resource.RUSAGE_SELF),
+        "parent": _peak_rss_mb(),
         "workers": _maxrss_mb(resource.RUSAGE_CHILDREN),
         "rows": rows_mb(rows),
     }
@@ -272,6 +297,73 @@ def in_child(*args: str) -> dict[str, Any]:
     return result
 
 
+# --- scan throughput ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Speed:
+    label: str  # what was scanned
+    kind: str  # "warm", "fresh" or "warm, workers=1"
+    files: int
+    mode: str  # "2 workers" or "in-process"
+    runs: list[Timing] = field(default_factory=list)
+
+    @property
+    def rates(self) -> list[float]:
+        return [self.files / run.seconds for run in self.runs]
+
+    @property
+    def best(self) -> float:
+        return max(self.rates)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def busiest(self) -> float:
+        """Most cores other processes used during any run (0 when unknown)."""
+        return max((run.others or 0.0) for run in self.runs)
+
+    def show(self) -> None:
+        runs = ", ".join(
+            f"{run.seconds:.2f} s" + ("" if run.others is None else f" [others {run.others:.1f}]") for run in self.runs
+        )
+        print(f"  {self.kind:<16} {self.mode:>10}  best {self.best:6.0f} images/s, median {self.median:6.0f}  ({runs})")
+
+
+def mode(files: int, workers: int) -> str:
+    return "in-process" if workers == 1 or files < IN_PROCESS_BELOW else f"{workers or CORES} workers"
+
+
+def scan_timed(raw: Path, workers: int) -> tuple[list[ManifestRow], Timing]:
+    (rows, _), timing = timed(lambda: scanning.scan(raw, LIMITS, workers))
+    return rows, timing
+
+
+def measure_speed(label: str, raw: Path, files: int, repeats: int) -> tuple[Speed, Speed, Speed]:
+    """Warm (default workers), warm with workers=1, and fresh-process scans of ``raw``."""
+    # Warm-up: reads every file into the page cache, so that the runs time the scan and
+    # not the disk (CI, too, scans files it has just written or restored).
+    rows, _ = scan_timed(raw, 0)
+    reasons = Counter(row.reason for row in rows if row.status != OK)
+    excluded = f", {sum(reasons.values())} excluded ({', '.join(f'{n} {r}' for r, n in reasons.items())})"
+    print(f"  {len(rows)} files: {len(rows) - sum(reasons.values())} ok{excluded if reasons else ''}")
+    if len(rows) != files:  # the figure would be per the wrong count; say so, do not stop
+        print(f"  WARNING: {len(rows)} files scanned, {files} expected")
+
+    warm = Speed(label, "warm", files, mode(files, 0), [scan_timed(raw, 0)[1] for _ in range(repeats)])
+    single = Speed(label, "warm, workers=1", files, mode(files, 1), [scan_timed(raw, 1)[1]])
+    fresh_runs = [in_child("--child-scan", str(raw)) for _ in range(repeats)]
+    fresh = Speed(label, "fresh", files, mode(files, 0), [Timing(r["seconds"], r["others"]) for r in fresh_runs])
+    for speed in (warm, single, fresh):
+        speed.show()
+    return warm, single, fresh
+
+
+# --- memory -------------------------------------------------------------------------
+
+
 def slope(xs: list[float], ys: list[float]) -> float:
     """Least-squares slope of ys over xs."""
     mx, my = statistics.mean(xs), statistics.mean(ys)
@@ -280,7 +372,7 @@ def slope(xs: list[float], ys: list[float]) -> float:
 
 @dataclass(frozen=True)
 class Memory:
-    runs: list[dict[str, float]]
+    runs: list[dict[str, Any]]
 
     def growth(self, key: str) -> float:
         """MB per 1000 images."""
@@ -292,15 +384,13 @@ class Memory:
 
 
 def measure_memory(folders: list[Path]) -> Memory:
-    runs = [in_child("--child-memory", str(raw)) for raw in folders]
-    print(f"  {'files':>6} {'mode':>12} {'baseline':>9} {'parent':>8} {'workers':>8} {'rows':>6}  (peak RSS, MB)")
-    for run in runs:
-        mode = "in-process" if run["files"] < IN_PROCESS_BELOW else f"{os.cpu_count()} workers"
+    memory = Memory([in_child("--child-scan", str(raw)) for raw in folders])
+    print(f"  {'files':>6} {'mode':>10} {'baseline':>9} {'parent':>7} {'workers':>8} {'rows':>5}  (peak RSS, MB)")
+    for run in memory.runs:
         print(
-            f"  {run['files']:6.0f} {mode:>12} {run['baseline']:9.1f} {run['parent']:8.1f} "
-            f"{run['workers']:8.1f} {run['rows']:6.2f}"
+            f"  {run['files']:6} {mode(run['files'], 0):>10} {run['baseline']:9.1f} {run['parent']:7.1f} "
+            f"{run['workers']:8.1f} {run['rows']:5.2f}"
         )
-    memory = Memory(runs)
     print(
         f"  growth per 1000 images: parent {memory.growth('parent'):+.2f} MB "
         f"(rows alone {memory.growth('rows'):+.2f} MB), workers {memory.growth('workers'):+.2f} MB"
@@ -308,7 +398,7 @@ def measure_memory(folders: list[Path]) -> Memory:
     return memory
 
 
-# --- the whole stage (runs in a fresh interpreter) ----------------------------------
+# --- the whole stage ----------------------------------------------------------------
 
 
 def write_params(folder: Path) -> Path:
@@ -327,32 +417,32 @@ def write_params(folder: Path) -> Path:
     return params
 
 
-def child_stage(params_file: Path) -> dict[str, float]:
+def child_stage(params_file: Path) -> dict[str, Any]:
     """In a fresh interpreter (GX not yet imported): the stage's wall time, split in three."""
     from imgclf.errors import DataValidationError
     from imgclf.params import load_params
 
     started = time.perf_counter()
     params = load_params(params_file)
-    # Imported up front only to time it apart; run() would import it at the same point.
-    import great_expectations  # noqa: F401
+    # Imported here only to time it apart; run() would import it right after the scan.
+    import great_expectations
     import great_expectations.expectations  # noqa: F401
 
     imported = time.perf_counter()
     scan_seconds: list[float] = []
     real_scan = validate.scan
 
-    def timed(*args: Any, **kwargs: Any) -> tuple[list[ManifestRow], Any]:
+    def timed_scan(*args: Any, **kwargs: Any) -> tuple[list[ManifestRow], Counter[str]]:
         begun = time.perf_counter()
         result = real_scan(*args, **kwargs)
         scan_seconds.append(time.perf_counter() - begun)
         return result
 
-    validate.scan = timed  # run() looks scan up in its module at call time
+    validate.scan = timed_scan  # run() looks scan up in its module when it is called
     success = True
     try:
         validate.run(params)
-    except DataValidationError as exc:  # still a complete run; report it rather than stop
+    except DataValidationError as exc:  # still a whole run: report it, do not stop
         print(f"validation failed: {exc}", file=sys.stderr)
         success = False
     finished = time.perf_counter()
@@ -369,7 +459,7 @@ def child_stage(params_file: Path) -> dict[str, float]:
 
 
 def _steps(path: Path) -> Iterator[float]:
-    """Time each step of imaging.probe on one file (mirrors probe and _inspect, in order)."""
+    """Seconds of each step of imaging.probe on one file (mirrors probe and _inspect)."""
     from PIL import Image
 
     clock = time.perf_counter
@@ -383,144 +473,156 @@ def _steps(path: Path) -> Iterator[float]:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as im:
             im.getexif()
-            mode = im.mode
             t3 = clock()
             if im.format in {"JPEG", "MPO"}:
-                im.draft(mode, (1, 1))
+                im.draft(im.mode, (1, 1))
             im.load()
     t4 = clock()
     yield from (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 
 
-def profile(label: str, raw: Path, speed: Speed, single: Speed, sample: int = 500) -> None:
-    """Where one core's time goes per image, what the pool costs, and cProfile's top functions."""
-    paths = [raw / p for p in validate.list_candidates(raw, Counter())][:sample]
-    totals = [0.0] * 4
-    for path in paths:
+def _pool_cpu(raw: Path) -> tuple[float, float, float]:
+    """Wall, parent CPU and workers' CPU seconds of one scan with default workers."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    scanning.scan(raw, LIMITS)
+    wall = time.perf_counter() - started
+    me2, kids2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    parent = me2.ru_utime + me2.ru_stime - me.ru_utime - me.ru_stime
+    return wall, parent, kids2.ru_utime + kids2.ru_stime - kids.ru_utime - kids.ru_stime
+
+
+def _pillow_init_ms() -> float:
+    """What a fresh process pays to load Pillow's common plugins on its first Image.open."""
+    code = (
+        "import time; from PIL import Image; t = time.perf_counter(); Image.preinit(); print(time.perf_counter() - t)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return 1000 * float(done.stdout)
+
+
+def profile(raw: Path, warm: Speed, single: Speed, sample: int = 500) -> None:
+    """Where one core's time goes per image, how the pool uses the cores, and cProfile's top."""
+    paths = [raw / p for p in scanning.list_candidates(raw, Counter())][:sample]
+    root = raw.resolve()
+    totals = [0.0] * 5
+    for path in paths:  # the steps, then the real probe, file by file: both see the same CPU state
         for i, seconds in enumerate(_steps(path)):
             totals[i] += seconds
-    steps = dict(zip(("read", "sha256", "open+header", "decode"), totals, strict=True))
+        begun = time.perf_counter()
+        probe(path, root, LIMITS)
+        totals[4] += time.perf_counter() - begun
+    steps = dict(zip(("read", "sha256", "open+header", "decode"), totals[:4], strict=True))
     probed = sum(steps.values())
-    started = time.perf_counter()
-    validate.list_candidates(raw, Counter())
-    listing = time.perf_counter() - started
-    per_image_single = min(single.seconds) / single.files
-    workers = os.cpu_count() or 1
-    pool_overhead = min(speed.seconds) - min(single.seconds) / workers
-    print(f"  {label}: per image on one core, {len(paths)} files sampled (µs):")
+    print(f"  {warm.label}: one core, per image ({len(paths)} files sampled):")
     for name, seconds in steps.items():
-        print(f"    {name:<12} {1e6 * seconds / len(paths):7.0f}  {100 * seconds / probed:3.0f}%")
+        print(f"    {name:<12} {1e6 * seconds / len(paths):5.0f} µs  {100 * seconds / probed:3.0f}%")
+    per_image = min(run.seconds for run in single.runs) / single.files
     print(
-        f"    whole scan in-process: {1e6 * per_image_single:.0f} µs/image, of which listing the folder "
-        f"{1e6 * listing / single.files:.0f}; the rest is rows, duplicates and call overhead\n"
-        f"    pool: {1e3 * min(speed.seconds):.0f} ms with {workers} workers vs. {1e3 * min(single.seconds) / workers:.0f} ms "
-        f"ideal (in-process / {workers}): {1e3 * pool_overhead:+.0f} ms start-up, transfer and imbalance"
+        f"    imaging.probe {1e6 * totals[4] / len(paths):.0f} µs; whole in-process scan {1e6 * per_image:.0f} µs "
+        "(adds listing, rows, duplicates)"
+    )
+    wall, parent, workers = _pool_cpu(raw)
+    print(
+        f"    pool scan: {1e3 * wall:.0f} ms wall; CPU: parent {1e3 * parent:.0f} ms, workers {1e3 * workers:.0f} ms "
+        f"= {workers / (wall * CORES):.0%} of {CORES} cores (in-process alone: {1e3 * per_image * warm.files:.0f} ms)"
     )
     profiler = cProfile.Profile()
-    profiler.runcall(validate.scan, raw, LIMITS, 1)
+    profiler.runcall(scanning.scan, raw, LIMITS, 1)
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
-    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(10)
+    lines = [line.replace(str(Path(sys.prefix)), "<venv>") for line in out.getvalue().splitlines() if line.strip()]
     start = next(i for i, line in enumerate(lines) if "ncalls" in line)
-    print(f"  cProfile of scan(workers=1), top functions by own time:\n    " + "\n    ".join(lines[start:]))
+    print("    cProfile of scan(workers=1), top 10 by own time:\n      " + "\n      ".join(lines[start:]))
 
 
 # --- main ---------------------------------------------------------------------------
 
 
-def goal(value: float, target: float) -> str:
-    return f"goal {target:.0f}: {'met' if value >= target else 'NOT met'}"
+def verdict(speed: Speed, target: float) -> str:
+    met = "met" if speed.best >= target else "NOT met"
+    return f"goal {target:.0f}: {met}" + (f"; others used {speed.busiest:.1f} cores" if speed.busiest > BUSY else "")
 
 
-def section(title: str, work: Callable[[], Any]) -> Any:
-    print(f"\n== {title}")
-    return work()
+def speed_line(speed: Speed, target: float | None) -> str:
+    return (
+        f"validate scan   {speed.label:<11} N={speed.files:<5} {speed.kind:<15} {speed.mode:>10} "
+        f"{speed.best:6.0f} images/s (median {speed.median:5.0f})  "
+        f"({verdict(speed, target) if target else 'reference'})"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jpegs", type=int, default=None, help="JPEGs to generate and scan (default 4000; 1024 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="fewer JPEGs and one timed run instead of three")
-    parser.add_argument("--profile", action="store_true", help="also profile the scan (automatic when a goal is missed)")
-    parser.add_argument("--child-memory", type=Path, help=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--jpegs", type=int, help="JPEGs to generate and scan (default 4000; 1024 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="1024 JPEGs unless --jpegs, one run of each kind")
+    parser.add_argument("--profile", action="store_true", help="also profile (automatic when a goal is missed)")
+    parser.add_argument("--child-scan", type=Path, help=argparse.SUPPRESS)  # internal: fresh-process runs
     parser.add_argument("--child-stage", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.jpegs is not None and args.jpegs < 4 * IN_PROCESS_BELOW:
-        # N/4 must reach the pool too, or the memory series would compare two modes.
-        parser.error(f"--jpegs must be at least {4 * IN_PROCESS_BELOW}")
-
-    if args.child_memory:
-        print(json.dumps(child_memory(args.child_memory)))
+    if args.child_scan:
+        print(json.dumps(child_scan(args.child_scan)))
         return
     if args.child_stage:
         print(json.dumps(child_stage(args.child_stage)))
         return
+    if args.jpegs is not None and args.jpegs < 4 * IN_PROCESS_BELOW:
+        # N/4 must reach the pool too, or the memory series would compare two modes.
+        parser.error(f"--jpegs must be at least {4 * IN_PROCESS_BELOW}")
 
     count = args.jpegs or (4 * IN_PROCESS_BELOW if args.quick else 4000)
     repeats = 1 if args.quick else 3
     started = time.perf_counter()
-    print(f"validate benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {count} JPEGs")
+    print(f"validate benchmark: {CORES} cores, Python {sys.version.split()[0]}, {count} JPEGs")
 
-    jpeg_raw, demo_raw = WORK / "jpeg" / "raw", WORK / "demo" / "raw"
+    print("\n== data")
+    # bench/.work/jpeg/raw holds every JPEG generated so far; each measured folder
+    # bench/.work/jpeg_<n>/raw links the first n of them, so that it holds exactly n.
+    store, demo_raw = WORK / "jpeg" / "raw", WORK / "demo" / "raw"
     sizes = [count // 4, count // 2, count]
-    memory_raws = [jpeg_raw if n == count else WORK / f"jpeg_{n}" / "raw" for n in sizes]
+    memory_raws = [WORK / f"jpeg_{n}" / "raw" for n in sizes]
+    jpeg_raw = memory_raws[-1]
+    make_jpegs(store, count)
+    for n, raw in zip(sizes, memory_raws, strict=True):
+        link_folder(store, raw, n)
+    demo_count = make_demo(demo_raw)
 
-    def prepare() -> None:
-        make_jpegs(jpeg_raw, count)
-        for n, raw in zip(sizes, memory_raws, strict=True):
-            if raw != jpeg_raw:
-                make_subset(jpeg_raw, raw, n)
-        make_demo(demo_raw)
+    jpeg_label, png_label = f"{SIZE[0]}x{SIZE[1]} JPEG", "28x28 PNG"
+    print(f"\n== scan: {jpeg_label}")
+    jpeg = measure_speed(jpeg_label, jpeg_raw, count, repeats)
+    print(f"\n== scan: {png_label} (demo)")
+    png = measure_speed(png_label, demo_raw, demo_count, repeats)
 
-    section("data", prepare)
-    demo_count = sum(1 for _ in demo_raw.rglob("*.png"))
-    jpeg_label, png_label = f"{SIZE[0]}x{SIZE[1]} JPEG", "28x28 PNG (demo)"
-    jpeg, jpeg_single = section("scan: JPEGs", lambda: measure_speed(jpeg_label, jpeg_raw, count, repeats))
-    png, png_single = section("scan: demo PNGs", lambda: measure_speed(png_label, demo_raw, demo_count, repeats))
-    memory: Memory = section("memory: scan in a fresh process per folder size", lambda: measure_memory(memory_raws))
-    stage: dict[str, float] = section(
-        "whole validate stage on the demo folder (fresh process)",
-        lambda: in_child("--child-stage", str(write_params(WORK / "demo"))),
-    )
+    print("\n== memory: one fresh process per folder size")
+    memory = measure_memory(memory_raws)
+
+    print("\n== whole validate stage on the demo folder (fresh process)")
+    stage = in_child("--child-stage", str(write_params(WORK / "demo")))
     print(
         f"  {stage['total']:.1f} s = scan {stage['scan']:.2f} s + GX import {stage['gx_import']:.1f} s "
         f"+ suites, Data Docs and writes {stage['rest']:.1f} s; suite {'passed' if stage['success'] else 'FAILED'}"
     )
 
-    missed = jpeg.best < GOAL_JPEG or png.best < GOAL_PNG
+    missed = min(s.best for s in (jpeg[0], jpeg[2])) < GOAL_JPEG or min(s.best for s in (png[0], png[2])) < GOAL_PNG
     if args.profile or missed:
-        section(
-            "profile",
-            lambda: (profile(jpeg_label, jpeg_raw, jpeg, jpeg_single), profile(png_label, demo_raw, png, png_single)),
-        )
+        print(f"\n== profile{' (a speed goal was missed)' if missed else ''}")
+        print(f"  a fresh worker loads Pillow's plugins on its first image: {_pillow_init_ms():.0f} ms")
+        profile(jpeg_raw, jpeg[0], jpeg[1])
+        profile(demo_raw, png[0], png[1])
 
-    def speed_line(speed: Speed, target: float | None) -> str:
-        verdict = goal(speed.best, target) if target else "reference"
-        return (
-            f"validate scan   {speed.label:<17} N={speed.files:<5} {speed.mode:>10}  "
-            f"{speed.best:6.0f} images/s (median {speed.median:.0f})  ({verdict})"
-        )
-
-    flat = "met" if memory.met else "NOT met"
     peaks = "/".join(f"{r['parent']:.0f}" for r in memory.runs)
     worker_peaks = "/".join(f"{r['workers']:.0f}" for r in memory.runs)
-    print(
-        f"\n== summary ({time.perf_counter() - started:.0f} s)\n"
-        + "\n".join(
-            (
-                speed_line(jpeg, GOAL_JPEG),
-                speed_line(jpeg_single, None),
-                speed_line(png, GOAL_PNG),
-                speed_line(png_single, None),
-                f"validate memory {jpeg_label:<17} N={'/'.join(map(str, sizes))}  peak RSS parent {peaks} MB, "
-                f"workers {worker_peaks} MB; per 1000 images parent {memory.growth('parent'):+.2f} MB "
-                f"(rows {memory.growth('rows'):+.2f}), workers {memory.growth('workers'):+.2f} MB "
-                f"(goal <= {GOAL_GROWTH_PARENT:g} / {GOAL_GROWTH_WORKERS:g}: {flat})",
-                f"validate stage  {png_label:<17} N={demo_count:<5} {stage['total']:.1f} s = scan {stage['scan']:.2f} s "
-                f"+ GX import {stage['gx_import']:.1f} s + suites/docs/writes {stage['rest']:.1f} s",
-            )
-        )
-    )
+    summary = [
+        *(speed_line(s, GOAL_JPEG if s.kind != "warm, workers=1" else None) for s in jpeg),
+        *(speed_line(s, GOAL_PNG if s.kind != "warm, workers=1" else None) for s in png),
+        f"validate memory {jpeg_label:<11} N={'/'.join(map(str, sizes))}: peak RSS parent {peaks} MB, "
+        f"workers {worker_peaks} MB; per 1000 images parent {memory.growth('parent'):+.2f} MB "
+        f"(rows {memory.growth('rows'):+.2f}), workers {memory.growth('workers'):+.2f} MB "
+        f"(goal <= {GOAL_GROWTH_PARENT:g} / {GOAL_GROWTH_WORKERS:g}: {'met' if memory.met else 'NOT met'})",
+        f"validate stage  {png_label:<11} N={demo_count:<5} {stage['total']:.1f} s = scan {stage['scan']:.2f} s "
+        f"+ GX import {stage['gx_import']:.1f} s + suites/docs/writes {stage['rest']:.1f} s",
+    ]
+    print(f"\n== summary ({time.perf_counter() - started:.0f} s)\n" + "\n".join(summary))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ import pytest
 from conftest import imgclf
 from images import class_folder, faulty_folder, snapshot
 from imgclf.errors import DataValidationError
+from imgclf.imaging import Limits
 from imgclf.manifest import COLUMNS
 from imgclf.params import load_params
+from imgclf.scan import scan
 from imgclf.stages import validate
 
 
@@ -98,7 +100,7 @@ def test_parallel_and_serial_scans_agree(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     for seed, label in enumerate(("cat", "dog")):
         class_folder(raw, label, 200, seed=seed + 1, fmt="JPEG")
-    limits = validate.Limits(16, 20_000, 89_478_485)
-    serial, _ = validate.scan(raw, limits, workers=1)
-    parallel, _ = validate.scan(raw, limits, workers=2)
+    limits = Limits(16, 20_000, 89_478_485)
+    serial, _ = scan(raw, limits, workers=1)
+    parallel, _ = scan(raw, limits, workers=2)
     assert serial == parallel and len(serial) == 400

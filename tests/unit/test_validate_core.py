@@ -10,7 +10,8 @@ import pytest
 
 from images import write
 from imgclf.manifest import EXCLUDED, OK, ManifestRow
-from imgclf.stages.validate import is_clutter, list_candidates, resolve_duplicates, summarize
+from imgclf.scan import is_clutter, list_candidates, resolve_duplicates
+from imgclf.stages.validate import summarize
 
 
 def row(path: str, sha: str, status: str = OK, reason: str = "") -> ManifestRow:

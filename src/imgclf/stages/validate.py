@@ -8,134 +8,22 @@ see why, and the report's ``success: false`` stops the split stage from trusting
 
 from __future__ import annotations
 
-import logging
-import os
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
-from functools import partial
-from pathlib import Path
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from imgclf.atomic import write_json
 from imgclf.errors import DataValidationError, StageInputError
-from imgclf.imaging import Limits, Probe, Reason, probe
+from imgclf.imaging import Limits, Reason
 from imgclf.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, write_csv
 from imgclf.params import Params
-from imgclf.progress import track
-
-log = logging.getLogger(__name__)
-
-_CLUTTER = frozenset({"thumbs.db", "desktop.ini"})  # plus every dot-file: .DS_Store, ._*, .gitkeep
-_IN_PROCESS_BELOW = 256  # files; fewer are probed faster than worker processes start
+from imgclf.scan import scan
 
 
 @dataclass(frozen=True)
 class ValidationResult:
-    success: bool
     rows: list[ManifestRow]
     report: dict[str, Any]
-
-
-def is_clutter(name: str) -> bool:
-    """OS and tool droppings that are never images: skipped, but counted."""
-    return name.startswith(".") or name.lower() in _CLUTTER
-
-
-def list_candidates(raw: Path, skipped: Counter[str]) -> list[str]:
-    """Paths (POSIX, relative to ``raw``, sorted) of every file under a class folder.
-
-    Nested folders are walked; symlinked folders are not followed but listed, so
-    that probe names them. Clutter, top-level files and class folders that link
-    outside ``raw`` are counted in ``skipped`` instead.
-    """
-    root = raw.resolve()
-    found: list[str] = []
-    for entry in sorted(os.scandir(raw), key=lambda e: e.name):
-        if is_clutter(entry.name):
-            skipped["clutter"] += 1
-        elif not entry.is_dir(follow_symlinks=True):
-            skipped["top_level"] += 1
-        elif entry.is_symlink() and not Path(os.path.realpath(entry.path)).is_relative_to(root):
-            skipped["symlink_outside"] += 1
-            log.warning("class folder %s links outside %s; skipped", entry.name, raw)
-        else:
-            found.extend(_walk_class(Path(entry.path), raw, skipped))
-    return sorted(found)
-
-
-def _walk_class(folder: Path, raw: Path, skipped: Counter[str]) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(folder):
-        here = Path(dirpath)
-        for name in list(dirnames):
-            if is_clutter(name):
-                skipped["clutter"] += 1
-                dirnames.remove(name)
-            elif (here / name).is_symlink():  # os.walk does not descend into it
-                yield (here / name).relative_to(raw).as_posix()
-        for name in filenames:
-            if is_clutter(name):
-                skipped["clutter"] += 1
-            else:
-                yield (here / name).relative_to(raw).as_posix()
-
-
-def probe_all(raw: Path, paths: list[str], limits: Limits, workers: int) -> Iterator[Probe]:
-    """Probe each file, in order, in ``workers`` processes (0 = one per core)."""
-    root = raw.resolve()
-    files = (raw / p for p in paths)
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(paths) < _IN_PROCESS_BELOW:
-        yield from (probe(f, root, limits) for f in files)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        # Chunks keep inter-process traffic low; only paths and small Probe records cross.
-        yield from pool.map(partial(probe, root=root, limits=limits), files, chunksize=64)
-
-
-def resolve_duplicates(rows: Iterable[ManifestRow]) -> list[ManifestRow]:
-    """Exclude repeated bytes: the same bytes under two classes exclude every copy
-    (``label_conflict``, nobody knows which label is right); within one class the first
-    path in sorted order is kept and the rest are ``duplicate``."""
-    rows = list(rows)
-    labels: defaultdict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        if row.status == OK:
-            labels[row.sha256].add(row.label)
-    seen: set[str] = set()
-    resolved = []
-    for row in rows:
-        if row.status == OK and len(labels[row.sha256]) > 1:
-            row = replace(row, status=EXCLUDED, reason=Reason.LABEL_CONFLICT.value)
-        elif row.status == OK and row.sha256 in seen:
-            row = replace(row, status=EXCLUDED, reason=Reason.DUPLICATE.value)
-        elif row.status == OK:
-            seen.add(row.sha256)
-        resolved.append(row)
-    return resolved
-
-
-def scan(raw: Path, limits: Limits, workers: int = 0) -> tuple[list[ManifestRow], Counter[str]]:
-    """The manifest of ``raw`` and the counts of what was skipped; reads files, writes nothing."""
-    skipped: Counter[str] = Counter()
-    paths = list_candidates(raw, skipped)
-    probes = track(probe_all(raw, paths, limits, workers), len(paths), "validate")
-    rows = [
-        ManifestRow(
-            path=path,
-            label=path.split("/", 1)[0],
-            status=OK if found.reason is None else EXCLUDED,
-            reason="" if found.reason is None else found.reason.value,
-            sha256=found.sha256,
-            width=found.width,
-            height=found.height,
-            mode=found.mode,
-            bytes=found.bytes,
-        )
-        for path, found in zip(paths, probes, strict=True)
-    ]
-    return resolve_duplicates(rows), skipped
 
 
 def summarize(rows: list[ManifestRow], skipped: Counter[str], expectations: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +62,9 @@ def run(params: Params) -> ValidationResult:
     outcomes = expectations.check(rows, cfg, docs_dir=params.path("data_docs"))
     report = summarize(rows, skipped, outcomes)
 
+    # The old report goes first: if this process dies between the two writes, split
+    # finds no report, rather than an old "success" beside a new, unchecked manifest.
+    params.path("validation_report").unlink(missing_ok=True)
     write_csv(params.path("manifest"), rows, COLUMNS)
     write_json(params.path("validation_report"), report)
     if not report["success"]:
@@ -183,4 +74,4 @@ def run(params: Params) -> ValidationResult:
             + "; ".join(failed)
             + f". See {params.paths.validation_report} and {params.paths.data_docs}/index.html"
         )
-    return ValidationResult(success=True, rows=rows, report=report)
+    return ValidationResult(rows=rows, report=report)
