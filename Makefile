@@ -8,11 +8,11 @@ RUN = $(UV) run --frozen --quiet
 
 # Telemetry off unless the user turns it on (their environment wins).
 export MLFLOW_DISABLE_TELEMETRY ?= true
-export DO_NOT_TRACK ?= 1
+export DO_NOT_TRACK ?= true
 export GX_ANALYTICS_ENABLED ?= false
 export DVC_NO_ANALYTICS ?= 1
 
-.PHONY: install run test test-fast lint bench clean-outputs
+.PHONY: install run test test-fast lint bench ui
 
 install: .venv/.installed
 
@@ -41,6 +41,12 @@ lint: install
 	$(RUN) ruff format --check src tests bench
 	$(RUN) mypy
 
-## Speed and memory figures (printed; see README).
+## Speed and memory figures (printed; see README and bench/README.md).
 bench: install
 	$(RUN) python bench/validate_speed.py
+	$(RUN) python bench/input_pipeline.py
+	$(RUN) python bench/train_speed.py
+
+## The MLflow UI on 127.0.0.1:5000, comparing every run side by side.
+ui: install
+	$(RUN) imgclf ui

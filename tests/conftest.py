@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,11 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
 # Telemetry off and no progress bars, whatever the developer's shell says.
 os.environ.update(
-    {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1"}
+    {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DVC_NO_ANALYTICS": "1",
+    }
 )
 
 
@@ -30,9 +31,3 @@ def write_params(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-def imgclf(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``imgclf`` entry point as a user would."""
-    command = [str(Path(sys.executable).with_name("imgclf")), *map(str, args)]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)

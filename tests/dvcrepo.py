@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from runner import REPO
 
 BIN = Path(sys.executable).parent  # the venv's bin: imgclf, which dvc.yaml's commands call
 ENV = {

@@ -7,6 +7,7 @@ commands that use them, so ``imgclf --help`` answers at once.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,10 @@ def main(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not (verbose or debug):
+        # MLflow narrates at INFO/WARNING (uv project detected, pip version unknown, ...) and
+        # sets its logger's level from this variable when it is imported.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     ctx.obj = Options(params=params, debug=debug)
 
 
@@ -120,3 +125,71 @@ def split(ctx: typer.Context) -> None:
     result = _call(ctx, lambda: stage.run(_params(ctx)))
     counts = result.report["counts"]
     out.print("split: " + ", ".join(f"{counts[s]} {s}" for s in stage.SPLITS))
+
+
+@app.command()
+def augment(ctx: typer.Context) -> None:
+    """List the training files; in offline mode, write augmented variants of the train split."""
+    _quiet_tensorflow()
+    from imgclf.stages import augment as stage
+
+    result = _call(ctx, lambda: stage.run(_params(ctx)))
+    variants = sum(1 for f in result.files if f.variant)
+    out.print(f"augment: {len(result.files)} training files ({variants} augmented variants)")
+
+
+@app.command()
+def train(ctx: typer.Context) -> None:
+    """Fit the model (resuming a killed training), tracked in MLflow."""
+    _quiet_tensorflow()
+    from imgclf.stages import train as stage
+
+    result = _call(ctx, lambda: stage.run(_params(ctx)))
+    last = result.history[-1] if result.history else {}
+    out.print(
+        f"train: {result.epochs_run} epochs, val_accuracy {float(last.get('val_accuracy') or 'nan'):.4f}; "
+        f"MLflow run {result.run_id}"
+    )
+
+
+@app.command()
+def evaluate(ctx: typer.Context) -> None:
+    """Score the model on the test split; write metrics, plots and the model card."""
+    _quiet_tensorflow()
+    from imgclf.stages import evaluate as stage
+
+    result = _call(ctx, lambda: stage.run(_params(ctx)))
+    m = result.metrics
+    out.print(
+        f"evaluate: accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+        f"F1 {m['f1']:.4f} on {m['test_images']} test images"
+    )
+
+
+def _quiet_tensorflow() -> None:
+    from imgclf.tfruntime import import_tensorflow
+
+    import_tensorflow()
+
+
+@app.command()
+def ui(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 exposes the UI to your network.")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the project's tracking store (127.0.0.1 unless --host says otherwise)."""
+    import subprocess
+    import sys
+
+    from imgclf import tracking
+
+    uri = tracking.tracking_uri(_call(ctx, lambda: _params(ctx)))
+    if not uri.startswith("sqlite:///"):
+        out.print(f"ui: MLFLOW_TRACKING_URI points at {uri}; open that server's UI instead")
+        return
+    out.print(f"ui: http://{host}:{port} (store {uri}); Ctrl-C stops it")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    # No background job runner: the UI needs none, and it would start seven more processes.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    raise typer.Exit(subprocess.call(command, env=env))

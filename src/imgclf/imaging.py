@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # What the pipeline accepts. MPO is what many cameras write for JPEG.
 FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP", "TIFF"})
@@ -114,3 +115,20 @@ def _inspect(data: bytes, limits: Limits) -> tuple[int, int, str] | Reason:
     except Exception:  # noqa: BLE001 - Pillow's plugins raise SyntaxError, ValueError, struct.error, ...
         return Reason.CORRUPT
     return width, height, mode
+
+
+def load_rgb(data: bytes) -> np.ndarray:
+    """Decode image bytes to (height, width, 3) uint8 RGB, as displayed.
+
+    The one conversion used by training, evaluation, prediction and serving, so they
+    cannot disagree: EXIF orientation applied; 16-bit samples scaled to 8 bits;
+    grayscale, palette, CMYK and alpha images converted by Pillow (alpha dropped,
+    as TensorFlow's own decoders do). Animated images give their first frame.
+    """
+    with Image.open(io.BytesIO(data)) as opened:
+        image: Image.Image = ImageOps.exif_transpose(opened)
+        if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
+            # 'I' is 32-bit signed but holds 16-bit samples when it comes from a PNG.
+            wide = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+            image = Image.fromarray((wide >> 8).astype(np.uint8), mode="L")
+        return np.asarray(image.convert("RGB"))

@@ -7,7 +7,7 @@ keys through ``${paths.*}`` templating, so each path is written exactly once.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -32,6 +32,19 @@ class Paths(_Section):
     validation_report: str = "reports/validation.json"  # counts + expectation results (DVC metrics)
     split_report: str = "reports/split.json"  # realised split fractions per class (DVC metrics)
     data_docs: str = "reports/data_docs"  # Great Expectations Data Docs (HTML)
+    augmented: str = "data/augmented"  # originals and variants of the train split (offline mode)
+    augment_list: str = "data/augmented.csv"  # the training files augment chose, in either mode
+    model: str = "models/model.keras"  # takes raw uint8 RGB images of any size
+    classes: str = "models/classes.json"  # class names in output order, and the input size
+    run: str = "models/run.json"  # the MLflow run that train opened and later stages add to
+    checkpoints: str = "models/checkpoints"  # per-epoch backups to resume a killed training
+    train_history: str = "reports/train_history.csv"  # one row per epoch (DVC plots)
+    metrics: str = "reports/metrics.json"  # test-split metrics (DVC metrics)
+    predictions: str = "reports/predictions.csv"  # one row per test image
+    confusion_matrix: str = "reports/confusion_matrix.csv"  # actual,predicted rows (DVC confusion plot)
+    plots: str = "reports/plots"  # confusion matrix, ROC, precision-recall, worst errors (PNG)
+    model_card: str = "reports/model_card.md"
+    mlruns: str = "mlruns"  # the local MLflow store (sqlite + artifacts) unless MLFLOW_TRACKING_URI is set
 
 
 class Validate(_Section):
@@ -76,6 +89,78 @@ class Split(_Section):
         return self
 
 
+class Augment(_Section):
+    """Random transforms of the train split; val and test images are never augmented."""
+
+    # offline: write each train image and `variants` transformed copies to paths.augmented;
+    # online: Keras preprocessing layers inside the model, fresh draws every epoch;
+    # none: train on the originals.
+    mode: Literal["offline", "online", "none"] = "online"
+    variants: int = Field(2, ge=0, le=50)  # copies per train image in offline mode
+    # Defaults measured on the demo silhouettes: flip is harmless, a 0.1 shift cost 2
+    # points of F1; photos usually gain from some rotation, zoom and colour jitter.
+    flip: bool = True  # horizontal: a mirrored cat is still a cat
+    rotation: float = Field(0.0, ge=0, le=0.5)  # fraction of a full turn, either way
+    zoom: float = Field(0.0, ge=0, le=0.5)  # fraction of the size, in or out
+    shift: float = Field(0.0, ge=0, le=0.5)  # fraction of the width/height, either way
+    brightness: float = Field(0.0, ge=0, le=1)  # fraction of the value range, either way
+    contrast: float = Field(0.0, ge=0, le=1)  # contrast factor drawn from [1 - c, 1 + c]
+    seed: int = Field(0, ge=0)
+
+
+class Model(_Section):
+    """Which network; resizing and rescaling are layers inside it whichever is chosen."""
+
+    # seed_cnn: the seeds' Conv 32/64/128 + Dense 512 network, kept as a baseline;
+    # small_cnn: our default, faster and stronger; transfer: a keras.applications backbone.
+    arch: Literal["seed_cnn", "small_cnn", "transfer"] = "small_cnn"
+    filters: int = Field(32, ge=4, le=256)  # small_cnn: filters of the first block, doubled per block
+    blocks: int = Field(3, ge=1, le=6)  # small_cnn: conv blocks, each halving the resolution
+    dropout: float = Field(0.2, ge=0, lt=1)  # before the classifier head
+    backbone: Literal["MobileNetV2", "EfficientNetB0", "ResNet50"] = "MobileNetV2"
+    # transfer: a local .h5/.weights.h5 file of ImageNet weights (no network here), or null
+    # for random initialisation (what the tests use).
+    weights: str | None = None
+    fine_tune_layers: int = Field(20, ge=0)  # transfer: top backbone layers unfrozen in phase 2
+
+
+class Train(_Section):
+    """How the network is fitted."""
+
+    # The model resizes every input to this square. 28 is the demo images' own size
+    # (upscaling gained nothing and cost 20-200% per epoch); photos want 128-224.
+    image_size: int = Field(28, ge=16, le=1024)
+    batch_size: int = Field(32, ge=1, le=4096)
+    epochs: int = Field(10, ge=1, le=1000)  # an upper bound: early stopping may end sooner
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    # cosine: decays to 0 over all epochs, so the last epoch is a settled one (the demo's
+    # validation accuracy swings mid-training); plateau: ReduceLROnPlateau on val_loss.
+    lr_schedule: Literal["cosine", "plateau"] = "cosine"
+    fine_tune_epochs: int = Field(5, ge=0, le=1000)  # transfer: phase-2 epochs
+    fine_tune_learning_rate: float = Field(1e-5, gt=0, le=1)  # transfer: low, not to wreck the backbone
+    early_stopping_patience: int = Field(4, ge=1)  # epochs without val_loss improving
+    reduce_lr_patience: int = Field(2, ge=1)  # plateau: epochs without improvement before the rate drops
+    reduce_lr_factor: float = Field(0.5, gt=0, lt=1)  # plateau
+    class_weights: bool = True  # weight classes inversely to their frequency in train
+    seed: int = Field(42, ge=0)  # weights, shuffling and augmentation draws
+
+
+class Evaluate(_Section):
+    """Scoring on the test split."""
+
+    # Two classes: the class whose precision/recall/F1 are reported; null = the second
+    # class in sorted order (e.g. dog for cat/dog).
+    positive_class: str | None = None
+    threshold: float = Field(0.5, gt=0, lt=1)  # two classes: P(positive) at or above it predicts positive
+    gallery_size: int = Field(16, ge=0, le=100)  # worst misclassified test images shown
+
+
+class Tracking(_Section):
+    """MLflow. The store is paths.mlruns unless MLFLOW_TRACKING_URI says otherwise."""
+
+    experiment: str = "imgclf"
+
+
 class Params(_Section):
     """The whole params.yaml; ``root`` is the folder paths are relative to."""
 
@@ -83,6 +168,11 @@ class Params(_Section):
     # "validate" is a (deprecated) BaseModel method name, hence the alias.
     validation: Validate = Field(Validate(), alias="validate")
     split: Split = Split()
+    augment: Augment = Augment()
+    model: Model = Model()
+    train: Train = Train()
+    evaluate: Evaluate = Evaluate()
+    tracking: Tracking = Tracking()
     root: Path = Field(Path(), exclude=True)
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)

@@ -1,4 +1,8 @@
-"""The validate and split stages under real DVC: repro, status, params, remotes, data versions."""
+"""The data stages (validate, split) under real DVC: repro, status, params, remotes, data versions.
+
+Each `dvc repro` targets `split`, so these tests about data versioning train nothing;
+tests/e2e runs the whole pipeline.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     init_repo(repo)
     sh("dvc", "remote", "add", "-d", "local", base / "remote", cwd=repo)
     sh("dvc", "add", "data/raw", cwd=repo)
-    assert ran(sh("dvc", "repro", cwd=repo)) == ["validate", "split"]
+    assert ran(sh("dvc", "repro", "split", cwd=repo)) == ["validate", "split"]
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-q", "-m", "data v1 and pipeline outputs", cwd=repo)
     sh("dvc", "push", cwd=repo)
@@ -37,13 +41,13 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def clone(origin: Path, tmp_path: Path) -> Path:
     """A fresh clone of origin with its data pulled from the remote."""
     sh("git", "clone", "-q", origin, tmp_path / "clone", cwd=tmp_path)
-    sh("dvc", "pull", cwd=tmp_path / "clone")
+    sh("dvc", "pull", "--with-deps", "split", cwd=tmp_path / "clone")
     return tmp_path / "clone"
 
 
 def test_second_repro_is_a_no_op_and_everything_is_committed(origin: Path) -> None:
-    assert ran(sh("dvc", "repro", cwd=origin)) == []
-    assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=origin).stdout
+    assert ran(sh("dvc", "repro", "split", cwd=origin)) == []
+    assert "Data and pipelines are up to date." in sh("dvc", "status", "split", cwd=origin).stdout
     assert sh("git", "status", "--porcelain", cwd=origin).stdout == ""
     metrics = json.loads(sh("dvc", "metrics", "show", "--json", cwd=origin).stdout)
     assert metrics  # validation.json and split.json are declared metrics
@@ -55,22 +59,22 @@ def test_remote_round_trip_gives_identical_files(origin: Path, clone: Path) -> N
         assert (clone / path.relative_to(origin)).read_bytes() == path.read_bytes()
     for output in ("data/manifest.csv", "data/split.csv"):
         assert (clone / output).read_bytes() == (origin / output).read_bytes()
-    assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=clone).stdout
+    assert "Data and pipelines are up to date." in sh("dvc", "status", "split", cwd=clone).stdout
 
 
 def test_a_param_change_reruns_only_the_stages_that_read_it(clone: Path) -> None:
     params = yaml.safe_load((clone / "params.yaml").read_text(encoding="utf-8"))
     params["split"]["seed"] = 7
     (clone / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert ran(sh("dvc", "repro", cwd=clone)) == ["split"]
+    assert ran(sh("dvc", "repro", "split", cwd=clone)) == ["split"]
 
     params["validate"]["workers"] = 1  # not a dependency: how fast, not what
     (clone / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert ran(sh("dvc", "repro", cwd=clone)) == []
+    assert ran(sh("dvc", "repro", "split", cwd=clone)) == []
 
     params["validate"]["min_side"] = 17  # reruns validate; the manifest is unchanged, so split is skipped
     (clone / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert ran(sh("dvc", "repro", cwd=clone)) == ["validate"]
+    assert ran(sh("dvc", "repro", "split", cwd=clone)) == ["validate"]
 
 
 def test_checking_out_an_older_data_version_brings_back_the_older_images(clone: Path) -> None:
@@ -91,7 +95,7 @@ def test_failed_validation_stops_repro_before_split(clone: Path) -> None:
     split_before = (clone / "data" / "split.csv").read_bytes()
     for path in sorted((clone / "data" / "raw" / "dog").glob("*.png"))[3:]:
         path.unlink()
-    result = sh("dvc", "repro", cwd=clone, check=False)
+    result = sh("dvc", "repro", "split", cwd=clone, check=False)
     assert result.returncode != 0
     assert ran(result) == ["validate"]
     assert "min_per_class" in result.stderr + result.stdout

@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import imgclf
 from images import class_folder, encode, rgb, write
+from runner import imgclf
 
 
 def read_split(path: Path) -> dict[str, str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import imgclf
 from images import class_folder, faulty_folder, snapshot
 from imgclf.errors import DataValidationError
 from imgclf.imaging import Limits
@@ -17,6 +16,7 @@ from imgclf.manifest import COLUMNS
 from imgclf.params import load_params
 from imgclf.scan import scan
 from imgclf.stages import validate
+from runner import imgclf
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, imgclf
 from imgclf.errors import ParamsError
 from imgclf.params import Params, load_params
+from runner import REPO, imgclf
 
 
 def test_repo_params_file_is_valid_and_matches_the_defaults() -> None:

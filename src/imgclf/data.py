@@ -1,0 +1,65 @@
+"""The tf.data input pipeline: decode in parallel, resize, cache, shuffle, batch, prefetch.
+
+Decoding goes through imaging.load_rgb (Pillow), the same function prediction and
+serving use, so every image mode becomes RGB the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imgclf.imaging import load_rgb
+
+if TYPE_CHECKING:
+    import numpy as np
+    import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class Examples:
+    files: list[Path]  # absolute
+    labels: list[int]  # index into the class list
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as src:
+        return list(csv.DictReader(src))
+
+
+def split_examples(split_csv: Path, raw: Path, split: str, classes: list[str]) -> Examples:
+    """The images of one split, as files under ``raw`` and class indices."""
+    rows = [r for r in read_csv(split_csv) if r["split"] == split]
+    return Examples([raw / r["path"] for r in rows], [classes.index(r["label"]) for r in rows])
+
+
+def _decode(path: bytes) -> np.ndarray:
+    with open(path, "rb") as src:
+        return load_rgb(src.read())
+
+
+def make_dataset(
+    examples: Examples, image_size: int, batch_size: int, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """Batches of ((batch, image_size, image_size, 3) uint8, (batch,) int32).
+
+    Images are resized here as well as inside the model, so they can be batched; the
+    model's own Resizing is then a no-op, and the bilinear resize is the same op.
+    Decoded images are cached in memory: every epoch after the first reads no file.
+    """
+    import tensorflow as tf
+
+    def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image = tf.numpy_function(_decode, [path], tf.uint8, stateful=False)
+        image.set_shape([None, None, 3])
+        image = tf.image.resize(image, (image_size, image_size))  # bilinear, like keras Resizing
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
+
+    paths = [str(f) for f in examples.files]
+    data = tf.data.Dataset.from_tensor_slices((paths, tf.constant(examples.labels, tf.int32)))
+    data = data.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+    if shuffle_seed is not None:
+        data = data.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

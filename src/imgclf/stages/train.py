@@ -1,0 +1,199 @@
+"""train stage: fit the network on the training files, validate on the val split.
+
+Reads ``paths.augment_list`` (train) and ``paths.split`` (val); writes the model,
+its classes, the MLflow run id and the per-epoch history. A training killed at any
+point and started again resumes from its last finished epoch (same params and
+data only), in the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgclf import tracking
+from imgclf.atomic import replacing, write_json
+from imgclf.data import Examples, read_csv, split_examples
+from imgclf.errors import StageInputError
+from imgclf.manifest import read_manifest
+from imgclf.params import Params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    classes: list[str]
+    epochs_run: int
+    history: list[dict[str, str]]
+
+
+def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
+    """Inverse frequency, normalised so a balanced set gets 1.0 everywhere."""
+    counts = Counter(labels)
+    return {c: len(labels) / (num_classes * counts[c]) if counts[c] else 0.0 for c in range(num_classes)}
+
+
+def run(params: Params) -> TrainResult:
+    import keras
+    import mlflow
+
+    from imgclf import fitting, network
+    from imgclf.data import make_dataset
+
+    cfg = params.train
+    listed, split_csv = params.path("augment_list"), params.path("split")
+    if not listed.exists() or not split_csv.exists():
+        raise StageInputError("no training files: run `imgclf split` and `imgclf augment` first")
+    train_rows = read_csv(listed)
+    classes = sorted({r["label"] for r in read_csv(split_csv)})
+    train = Examples([params.root / r["file"] for r in train_rows], [classes.index(r["label"]) for r in train_rows])
+    val = split_examples(split_csv, params.path("raw"), "val", classes)
+    if not train.files or not val.files:
+        raise StageInputError("the train or val split is empty: add images or change split.val")
+
+    checkpoints = fitting.Checkpoints(params.path("checkpoints"), fitting.fingerprint(params, listed, split_csv))
+    tracking.use_experiment(params)
+    with mlflow.start_run(run_id=checkpoints.run_id) as run:
+        if checkpoints.run_id is None:  # a new training, not a resumed one
+            checkpoints.run_id = run.info.run_id
+            _log_inputs(params, train_rows, split_csv)
+        keras.utils.set_random_seed(cfg.seed)
+        augment = network.augmentation(params.augment, cfg.seed) if params.augment.mode == "online" else None
+        model, backbone = network.build_model(len(classes), cfg.image_size, params.model, augment)
+        train_data = make_dataset(train, cfg.image_size, cfg.batch_size, shuffle_seed=cfg.seed)
+        val_data = make_dataset(val, cfg.image_size, cfg.batch_size)
+        weights = class_weights(train.labels, len(classes)) if cfg.class_weights else None
+        fit = dict(train=train_data, val=val_data, checkpoints=checkpoints, params=params, class_weight=weights)
+
+        steps = -(-len(train.files) // cfg.batch_size)  # batches an epoch
+        if backbone is not None:
+            backbone.trainable = False
+        _compile(model, _rate(cfg.learning_rate, cfg.lr_schedule, steps * cfg.epochs), len(classes))
+        last = fitting.fit(model, phase="main", epochs=cfg.epochs, initial_epoch=0, **fit)
+        if backbone is not None and params.model.fine_tune_layers and cfg.fine_tune_epochs:
+            _unfreeze_top(backbone, params.model.fine_tune_layers)
+            rate = _rate(cfg.fine_tune_learning_rate, cfg.lr_schedule, steps * cfg.fine_tune_epochs)
+            _compile(model, rate, len(classes))
+            end = last + 1 + cfg.fine_tune_epochs
+            last = fitting.fit(model, phase="fine_tune", epochs=end, initial_epoch=last + 1, **fit)
+
+        history = checkpoints.history_rows()
+        _save_outputs(params, model, classes, history)
+        tracking.save_run(params, run)
+    checkpoints.clear()
+    return TrainResult(run_id=run.info.run_id, classes=classes, epochs_run=len(history), history=history)
+
+
+def _rate(initial: float, schedule: str, steps: int) -> Any:
+    """The learning rate: a cosine decay to 0 over ``steps``, or a constant that
+    ReduceLROnPlateau may lower."""
+    import keras
+
+    return keras.optimizers.schedules.CosineDecay(initial, steps) if schedule == "cosine" else initial
+
+
+def _compile(model: Any, learning_rate: Any, num_classes: int) -> None:
+    import keras
+
+    loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+
+
+def _unfreeze_top(backbone: Any, layers: int) -> None:
+    """Unfreeze the top ``layers`` of the backbone; batch norm stays frozen (its statistics
+    are ImageNet's, and small batches would wreck them)."""
+    import keras
+
+    backbone.trainable = True
+    for index, layer in enumerate(backbone.layers):
+        top = index >= len(backbone.layers) - layers
+        layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def _log_inputs(params: Params, train_rows: list[dict[str, str]], split_csv: Path) -> None:
+    """Params, provenance tags and the three splits as MLflow datasets.
+
+    Each dataset's digest is over its images' content hashes (from the manifest), not
+    their paths: renaming a file keeps the digest, changing a pixel changes it.
+    """
+    import warnings
+
+    import mlflow
+    import pandas as pd
+
+    mlflow.log_params(tracking.flatten(params.model_dump(by_alias=True, exclude={"root"})))
+    mlflow.set_tags(tracking.provenance(params))
+    content = {r.path: r.sha256 for r in read_manifest(params.path("manifest"))}
+    split_rows = read_csv(split_csv)
+    sets = {
+        "training": (params.paths.augment_list, [{**r, "path": r["source"]} for r in train_rows]),
+        "validation": (params.paths.split, [r for r in split_rows if r["split"] == "val"]),
+        "test": (params.paths.split, [r for r in split_rows if r["split"] == "test"]),
+    }
+    for context, (source, rows) in sets.items():
+        lines = sorted(f"{r['label']},{content.get(r['path'], r['path'])}" for r in rows)
+        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]  # MLflow allows 36
+        with warnings.catch_warnings():
+            # MLflow registers one source class under two schemes and warns about its own ambiguity.
+            warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
+            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                pd.DataFrame(rows), source=source, name=context, targets="label", digest=digest
+            )
+        mlflow.log_input(dataset, context=context)
+
+
+def _save_outputs(params: Params, model: Any, classes: list[str], history: list[dict[str, str]]) -> None:
+    """The model file (atomically), its classes, the history CSV and plot, and the logged model."""
+    import warnings
+    from importlib.metadata import version
+
+    import keras
+    import mlflow
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    from imgclf import fitting
+    from imgclf.reporting import history_plot
+
+    path = params.path("model")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(staging)
+    staging.replace(path)
+    write_json(params.path("classes"), {"classes": classes, "image_size": params.train.image_size})
+    with replacing(params.path("train_history")) as out:
+        out.write(",".join(fitting.HISTORY_COLUMNS) + "\n")
+        out.writelines(",".join(str(row[c]) for c in fitting.HISTORY_COLUMNS) + "\n" for row in history)
+    figure = history_plot(history)
+    mlflow.log_figure(figure, "plots/train_history.png")
+    mlflow.log_artifact(str(params.path("classes")))
+
+    size = params.train.image_size
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype("uint8"), (-1, -1, -1, 3), "image")]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1 if len(classes) == 2 else len(classes)))]),
+    )
+    example = np.zeros((1, size, size, 3), dtype="uint8")
+    # Explicit requirements: inference would reload TensorFlow in a subprocess (~16 s) or,
+    # in a uv project, export every dependency of the pipeline rather than of the model.
+    requirements = [f"{name}=={version(name)}" for name in ("tensorflow", "keras", "mlflow", "numpy", "pillow")]
+    with warnings.catch_warnings():
+        # MLflow checks the example by predicting it: a list for a named input (Keras warns)
+        # and a progress bar, both noise here.
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+        keras.config.disable_interactive_logging()
+        try:
+            mlflow.tensorflow.log_model(
+                model, name="model", signature=signature, input_example=example, pip_requirements=requirements
+            )
+        finally:
+            keras.config.enable_interactive_logging()
+    log.info("model saved to %s; %s", path, json.dumps({"classes": classes}))

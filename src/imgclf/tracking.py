@@ -1,0 +1,182 @@
+"""MLflow: where the store is, which experiment, and what every run is tagged with.
+
+The default store is ``sqlite:///<absolute paths.mlruns>/mlflow.db`` with artifacts in
+``<paths.mlruns>/artifacts``, both absolute, so runs from any working directory
+(``dvc exp run`` in a temporary copy included) land in the repo's one store.
+``MLFLOW_TRACKING_URI`` overrides it, e.g. for a shared tracking server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from imgclf.atomic import write_json
+from imgclf.errors import StageInputError
+from imgclf.params import Params
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+
+def quiet_telemetry() -> None:
+    """Telemetry off unless the user already chose (their environment wins)."""
+    # MLflow honours DO_NOT_TRACK only when it is exactly "true".
+    for name, value in (
+        ("MLFLOW_DISABLE_TELEMETRY", "true"),
+        ("DO_NOT_TRACK", "true"),
+        ("GX_ANALYTICS_ENABLED", "false"),
+    ):
+        os.environ.setdefault(name, value)
+
+
+def repo_root(params: Params) -> Path:
+    """The project folder; for a DVC experiment running in <repo>/.dvc/tmp/exps/..., the repo's."""
+    root = params.root.resolve()
+    parts = root.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
+
+
+def store(params: Params) -> Path:
+    return repo_root(params) / params.paths.mlruns
+
+
+def tracking_uri(params: Params) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store(params) / 'mlflow.db'}"
+
+
+def use_experiment(params: Params) -> str:
+    """Point MLflow at the store and make the experiment active (creating it if needed).
+
+    Returns its id. Two processes may create it at once; the loser of that race reads the
+    winner's. Without this, runs land in MLflow's "Default" experiment, whose artifact
+    root is relative to the working directory.
+    """
+    import mlflow
+
+    experiment_id = _get_or_create_experiment(params)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _get_or_create_experiment(params: Params) -> str:
+    quiet_telemetry()
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    local = uri.startswith("sqlite:///")
+    # Processes opening a brand-new sqlite store at once race to create its tables: serialise.
+    with _store_lock(store(params)) if local else nullcontext():
+        client = mlflow.MlflowClient()
+        name = params.tracking.experiment
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        # A local store keeps artifacts beside the database; a server decides for itself.
+        location = (store(params) / "artifacts").as_uri() if local else None
+        try:
+            return str(client.create_experiment(name, artifact_location=location))
+        except MlflowException as exc:  # another process created it since we looked
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise exc from None
+            return str(found.experiment_id)
+
+
+@contextmanager
+def _store_lock(folder: Path) -> Iterator[None]:
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"train": {"epochs": 3}} -> {"train.epochs": "3"}: params.yaml as MLflow params."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list | None) else str(value)
+    return flat
+
+
+def provenance(params: Params) -> dict[str, str]:
+    """Tags that say exactly what a run saw: the code's commit and the data's DVC hashes."""
+    root = params.root
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": commit or "unknown",
+        "git_dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "data_raw_md5": _dvc_md5(root / f"{params.paths.raw}.dvc"),
+        "data_split_md5": _file_md5(params.path("split")),
+    }
+
+
+def _dvc_md5(dvc_file: Path) -> str:
+    """The md5 DVC recorded for a `dvc add`-ed folder, or "untracked"."""
+    try:
+        outs = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["outs"]
+        return str(outs[0]["md5"])
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return "untracked"
+
+
+def _file_md5(path: Path) -> str:
+    """md5 of the file's bytes: what DVC 3 records for a file output."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_run(params: Params, run: Run) -> None:
+    write_json(
+        params.path("run"),
+        {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": tracking_uri(params)},
+    )
+
+
+@contextmanager
+def resume_run(params: Params) -> Iterator[str]:
+    """Reopen the run that train recorded in paths.run; yields its id."""
+    path = params.path("run")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        run_id = saved["run_id"]
+    except (OSError, ValueError, KeyError):
+        raise StageInputError(f"{params.paths.run}: no training run recorded; run `imgclf train` first") from None
+    use_experiment(params)
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id):
+        yield str(run_id)

@@ -1,0 +1,77 @@
+"""The pipeline against a real `mlflow server` process on 127.0.0.1, instead of the local store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from pipeline import make_project, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("server")
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")), "server",
+        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),  # clients upload through the server
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                os.killpg(process.pid, signal.SIGTERM)
+                raise RuntimeError(f"mlflow server did not start: {process.stderr.read().decode()[-2000:]}") from None
+            time.sleep(0.5)
+    yield url
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)
+
+
+def test_runs_metrics_and_artifacts_go_to_the_server(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    params = make_project(tmp_path, ("cat", "dog"))
+    run_pipeline(params)
+
+    saved = json.loads(params.path("run").read_text(encoding="utf-8"))
+    assert saved["tracking_uri"] == server
+    assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
+    client = mlflow.MlflowClient(tracking_uri=server)
+    run = client.get_run(saved["run_id"])
+    assert run.info.status == "FINISHED" and "test_f1" in run.data.metrics
+    assert run.data.params["train.epochs"] == "2"
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")} >= {"evaluation/model_card.md"}
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "imgclf" and experiment.artifact_location.startswith("mlflow-artifacts:")

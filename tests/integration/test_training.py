@@ -1,0 +1,96 @@
+"""augment -> train -> evaluate on tiny generated folders: real TensorFlow, real MLflow (sqlite in tmp_path)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from imgclf.params import Params, load_params
+from imgclf.stages import augment, split, train, validate
+from pipeline import make_project, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as src:
+        return list(csv.DictReader(src))
+
+
+def test_binary_outputs_and_metrics(binary: Params) -> None:
+    metrics = json.loads(binary.path("metrics").read_text(encoding="utf-8"))
+    assert {"accuracy", "precision", "recall", "f1", "roc_auc", "test_images"} <= metrics.keys()
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("accuracy", "precision", "recall", "f1", "roc_auc"))
+    assert json.loads(binary.path("classes").read_text(encoding="utf-8")) == {
+        "classes": ["cat", "dog"],
+        "image_size": 16,
+    }
+    history = read_rows(binary.path("train_history"))
+    assert [r["epoch"] for r in history] == ["0", "1"]
+    assert list(history[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+    predictions = read_rows(binary.path("predictions"))
+    assert len(predictions) == metrics["test_images"]
+    assert list(predictions[0]) == ["path", "true", "predicted", "p_cat", "p_dog"]
+    assert all(abs(float(r["p_cat"]) + float(r["p_dog"]) - 1) < 1e-5 for r in predictions)
+    assert len(read_rows(binary.path("confusion_matrix"))) == metrics["test_images"]
+    for plot in ("confusion_matrix", "roc", "precision_recall", "worst_errors"):
+        assert (binary.path("plots") / f"{plot}.png").stat().st_size > 1000
+    card = binary.path("model_card").read_text(encoding="utf-8")
+    assert "## Confusion matrix (test)" in card and "| f1 |" in card
+    assert not binary.path("checkpoints").exists()  # removed once training succeeded
+
+
+def test_the_run_holds_params_metrics_datasets_model_and_reports(binary: Params) -> None:
+    saved = json.loads(binary.path("run").read_text(encoding="utf-8"))
+    mlflow.set_tracking_uri(saved["tracking_uri"])
+    assert saved["tracking_uri"] == f"sqlite:///{binary.root / 'mlruns' / 'mlflow.db'}"
+    client = mlflow.MlflowClient()
+    run = client.get_run(saved["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == "2" and run.data.params["split.test"] == "0.2"
+    assert run.data.tags["data_raw_md5"] == "untracked" and len(run.data.tags["data_split_md5"]) == 32
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]
+    assert run.data.metrics["test_f1"] == json.loads(binary.path("metrics").read_text(encoding="utf-8"))["f1"]
+    inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"training", "validation", "test"} and all(len(d) == 32 for d in inputs.values())
+    assert len(run.outputs.model_outputs) == 1  # the logged model
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/metrics.json", "evaluation/model_card.md", "evaluation/plots"} <= artifacts
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.artifact_location == (binary.root / "mlruns" / "artifacts").as_uri()
+
+
+def test_multiclass_reports_per_class_macro_and_weighted(tmp_path: Path) -> None:
+    params = make_project(tmp_path, ("bird", "cat", "dog"))
+    run_pipeline(params)
+    metrics = json.loads(params.path("metrics").read_text(encoding="utf-8"))
+    assert set(metrics["per_class"]) == {"bird", "cat", "dog"}
+    assert set(metrics["macro"]) == set(metrics["weighted"]) == {"precision", "recall", "f1"}
+    assert metrics["f1"] == metrics["macro"]["f1"] and "roc_auc" not in metrics
+    assert list(read_rows(params.path("predictions"))[0])[3:] == ["p_bird", "p_cat", "p_dog"]
+
+
+def test_offline_augmentation_is_deterministic_and_touches_train_only(tmp_path: Path) -> None:
+    params = make_project(tmp_path, ("cat", "dog"), augment={"mode": "offline", "variants": 2, "rotation": 0.1})
+    validate.run(params)
+    split.run(params)
+    first = augment.run(params)
+    written = {p.relative_to(tmp_path): p.read_bytes() for p in params.path("augmented").rglob("*.png")}
+    again = augment.run(params)
+    assert first == again
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in params.path("augmented").rglob("*.png")} == written
+    train_sources = {r["path"] for r in read_rows(params.path("split")) if r["split"] == "train"}
+    assert {f.source for f in first.files} == train_sources
+    assert len(first.files) == 3 * len(train_sources) == len(written)
+    assert sum(f.variant == 0 for f in first.files) == len(train_sources)
+
+
+def test_train_needs_its_inputs(write_params: Callable[..., Path]) -> None:
+    params = load_params(write_params())
+    with pytest.raises(Exception, match="run `imgclf split` and `imgclf augment` first"):
+        train.run(params)

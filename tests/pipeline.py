@@ -1,0 +1,33 @@
+"""Tiny projects for stage tests: generated class folders, a small params.yaml, the stages in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from images import class_folder
+from imgclf.params import Params, load_params
+from imgclf.stages import augment, evaluate, split, train, validate
+
+# Small enough to train in seconds, large enough that every class has val and test images.
+TINY: dict[str, dict[str, Any]] = {
+    "validate": {"min_per_class": 5},
+    "split": {"val": 0.2, "test": 0.2},
+    "train": {"epochs": 2, "batch_size": 8, "image_size": 16},
+    "evaluate": {"gallery_size": 4},
+}
+
+
+def make_project(root: Path, labels: tuple[str, ...], per_class: int = 30, **overrides: dict[str, Any]) -> Params:
+    for seed, label in enumerate(labels):
+        class_folder(root / "data" / "raw", label, per_class, seed=seed + 1)
+    sections = {key: {**TINY.get(key, {}), **overrides.get(key, {})} for key in {*TINY, *overrides}}
+    (root / "params.yaml").write_text(yaml.safe_dump(sections), encoding="utf-8")
+    return load_params(root / "params.yaml")
+
+
+def run_pipeline(params: Params) -> None:
+    for stage in (validate, split, augment, train, evaluate):
+        stage.run(params)  # type: ignore[attr-defined]
