@@ -94,3 +94,17 @@ def test_train_needs_its_inputs(write_params: Callable[..., Path]) -> None:
     params = load_params(write_params())
     with pytest.raises(Exception, match="run `imgclf split` and `imgclf augment` first"):
         train.run(params)
+
+
+def test_transfer_trains_the_head_then_fine_tunes(tmp_path: Path) -> None:
+    params = make_project(
+        tmp_path,
+        ("cat", "dog"),
+        model={"arch": "transfer", "backbone": "MobileNetV2", "weights": None, "fine_tune_layers": 10},
+        train={"epochs": 1, "fine_tune_epochs": 1, "image_size": 32, "lr_schedule": "plateau"},
+    )
+    run_pipeline(params)
+    history = read_rows(params.path("train_history"))
+    assert [r["epoch"] for r in history] == ["0", "1"]  # one head epoch, one fine-tuning epoch
+    assert float(history[1]["lr"]) < float(history[0]["lr"])  # fine-tuning runs at the lower rate
+    assert 0 <= json.loads(params.path("metrics").read_text(encoding="utf-8"))["f1"] <= 1

@@ -1,0 +1,65 @@
+"""Model builders: input contract (raw uint8 of any size) and output shape per class count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgclf.errors import ImgclfError
+from imgclf.params import Augment, Model
+from imgclf.stages.train import class_weights
+from imgclf.tracking import flatten, repo_root
+
+
+@pytest.mark.parametrize(("arch", "size"), [("small_cnn", 16), ("seed_cnn", 32), ("transfer", 32)])
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_models_take_any_size_uint8_and_output_per_class(arch: str, size: int, num_classes: int) -> None:
+    from imgclf.network import augmentation, build_model
+
+    model, backbone = build_model(num_classes, size, Model(arch=arch), augmentation(Augment(), 0))  # type: ignore[arg-type]
+    assert (backbone is not None) == (arch == "transfer")
+    for shape in ((1, 20, 30, 3), (2, 64, 48, 3)):
+        out = np.asarray(model(np.zeros(shape, dtype="uint8"), training=False))
+        assert out.shape == (shape[0], 1 if num_classes == 2 else num_classes)
+        if num_classes > 2:
+            assert np.allclose(out.sum(axis=1), 1, atol=1e-5)
+
+
+def test_missing_pretrained_weights_say_where_to_put_them(tmp_path: Path) -> None:
+    from imgclf.network import build_model
+
+    with pytest.raises(ImgclfError, match=r"model.weights: .*not found\. This machine has no network"):
+        build_model(2, 32, Model(arch="transfer", weights=str(tmp_path / "mobilenet.h5")))
+
+
+def test_augmentation_is_inactive_at_inference() -> None:
+    from imgclf.network import augmentation
+
+    layers = augmentation(Augment(rotation=0.2, zoom=0.2, shift=0.2, brightness=0.3, contrast=0.3), 0)
+    image = np.random.default_rng(0).integers(0, 255, (1, 16, 16, 3)).astype("float32")
+    assert np.array_equal(np.asarray(layers(image, training=False)), image)
+    assert not np.array_equal(np.asarray(layers(image, training=True)), image)
+
+
+def test_class_weights_balance_the_classes() -> None:
+    assert class_weights([0, 0, 0, 1], 2) == {0: pytest.approx(2 / 3), 1: 2.0}
+    assert class_weights([0, 1], 2) == {0: 1.0, 1: 1.0}
+
+
+def test_flatten_params() -> None:
+    assert flatten({"train": {"epochs": 3, "lr": 0.1}, "validate": {"classes": None}, "x": {"y": ["a"]}}) == {
+        "train.epochs": "3",
+        "train.lr": "0.1",
+        "validate.classes": "null",
+        "x.y": '["a"]',
+    }
+
+
+def test_a_dvc_temporary_experiment_logs_to_the_repo_store(tmp_path: Path) -> None:
+    from imgclf.params import Params
+
+    inside = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12"
+    assert repo_root(Params(root=inside)) == tmp_path / "repo"
+    assert repo_root(Params(root=tmp_path / "repo")) == tmp_path / "repo"
