@@ -26,7 +26,7 @@ in the page cache. Load averages (start, end) and the cores other processes used
 each pipeline's run (from /proc/stat) are printed: on 2 cores a busy neighbour halves
 the figures.
 
-Run (about 40 s on 2 cores; generating the JPEGs adds ~15 s the first time):
+Run (about 30 s on 2 cores, 40 s with --profile; generating the JPEGs adds ~15 s the first time):
 
     uv run --frozen python bench/input_pipeline.py [--images N] [--epochs E] [--quick] [--profile]
 

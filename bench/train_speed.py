@@ -27,7 +27,7 @@ load averages at start and end, the cores other processes used during each fit (
 /proc/stat) and the whole script's time. Everything is seeded (keras.utils.set_random_seed(42)
 before each model); on CPU, figures still vary a little from run to run.
 
-Run (about 3 min on 2 cores, nearly all of it the seeds' recipe):
+Run (about 3.5 min on 2 cores, nearly all of it the seeds' recipe):
 
     uv run --frozen python bench/train_speed.py [--quick]
 
@@ -112,21 +112,14 @@ def ours(train: Examples, val: Examples, test: Examples, classes: list[str], epo
     """The train stage's fit with default params, minus MLflow and checkpoints."""
     import keras
 
-    from imgclf import network
     from imgclf.data import make_dataset
-    from imgclf.stages.train import _compile, _rate, class_weights
+    from imgclf.stages.train import prepare
 
     params = Params()
     cfg = params.train
     epochs = epochs or cfg.epochs
-    keras.utils.set_random_seed(cfg.seed)
-    augment = network.augmentation(params.augment, cfg.seed) if params.augment.mode == "online" else None
-    model, _ = network.build_model(len(classes), cfg.image_size, params.model, augment)
-    train_data = make_dataset(train, cfg.image_size, cfg.batch_size, shuffle_seed=cfg.seed)
-    val_data = make_dataset(val, cfg.image_size, cfg.batch_size)
-    weights = class_weights(train.labels, len(classes)) if cfg.class_weights else None
-    steps = -(-len(train.files) // cfg.batch_size)
-    _compile(model, _rate(cfg.learning_rate, cfg.lr_schedule, steps * epochs), len(classes))
+    setup = prepare(params, train, val, len(classes), epochs=epochs)
+    model, train_data, val_data, weights = setup.model, setup.train_data, setup.val_data, setup.class_weight
     stop = keras.callbacks.EarlyStopping(patience=cfg.early_stopping_patience, restore_best_weights=True)
     timer = epoch_timer()
     print(

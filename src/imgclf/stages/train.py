@@ -27,6 +27,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Setup:
+    """A seeded, compiled model and its datasets, ready for the first fit."""
+
+    model: Any
+    backbone: Any  # transfer: the frozen keras.applications backbone; otherwise None
+    train_data: Any  # tf.data.Dataset of (uint8 images, labels), shuffled
+    val_data: Any
+    class_weight: dict[int, float] | None
+    steps: int  # batches an epoch
+
+
+@dataclass(frozen=True)
 class TrainResult:
     run_id: str
     classes: list[str]
@@ -41,11 +53,9 @@ def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
 
 
 def run(params: Params) -> TrainResult:
-    import keras
     import mlflow
 
-    from imgclf import fitting, network
-    from imgclf.data import make_dataset
+    from imgclf import fitting
 
     cfg = params.train
     listed, split_csv = params.path("augment_list"), params.path("split")
@@ -64,22 +74,19 @@ def run(params: Params) -> TrainResult:
         if checkpoints.run_id is None:  # a new training, not a resumed one
             checkpoints.run_id = run.info.run_id
             _log_inputs(params, train_rows, split_csv)
-        keras.utils.set_random_seed(cfg.seed)
-        augment = network.augmentation(params.augment, cfg.seed) if params.augment.mode == "online" else None
-        model, backbone = network.build_model(len(classes), cfg.image_size, params.model, augment)
-        train_data = make_dataset(train, cfg.image_size, cfg.batch_size, shuffle_seed=cfg.seed)
-        val_data = make_dataset(val, cfg.image_size, cfg.batch_size)
-        weights = class_weights(train.labels, len(classes)) if cfg.class_weights else None
-        fit = dict(train=train_data, val=val_data, checkpoints=checkpoints, params=params, class_weight=weights)
-
-        steps = -(-len(train.files) // cfg.batch_size)  # batches an epoch
-        if backbone is not None:
-            backbone.trainable = False
-        _compile(model, _rate(cfg.learning_rate, cfg.lr_schedule, steps * cfg.epochs), len(classes))
+        setup = prepare(params, train, val, len(classes))
+        model, backbone = setup.model, setup.backbone
+        fit = dict(
+            train=setup.train_data,
+            val=setup.val_data,
+            checkpoints=checkpoints,
+            params=params,
+            class_weight=setup.class_weight,
+        )
         last = fitting.fit(model, phase="main", epochs=cfg.epochs, initial_epoch=0, **fit)
         if backbone is not None and params.model.fine_tune_layers and cfg.fine_tune_epochs:
             _unfreeze_top(backbone, params.model.fine_tune_layers)
-            rate = _rate(cfg.fine_tune_learning_rate, cfg.lr_schedule, steps * cfg.fine_tune_epochs)
+            rate = _rate(cfg.fine_tune_learning_rate, cfg.lr_schedule, setup.steps * cfg.fine_tune_epochs)
             _compile(model, rate, len(classes))
             end = last + 1 + cfg.fine_tune_epochs
             last = fitting.fit(model, phase="fine_tune", epochs=end, initial_epoch=last + 1, **fit)
@@ -89,6 +96,35 @@ def run(params: Params) -> TrainResult:
         tracking.save_run(params, run)
     checkpoints.clear()
     return TrainResult(run_id=run.info.run_id, classes=classes, epochs_run=len(history), history=history)
+
+
+def prepare(params: Params, train: Examples, val: Examples, num_classes: int, epochs: int | None = None) -> Setup:
+    """The model and datasets of ``params``, compiled for the first phase.
+
+    What ``run`` fits, and what bench/train_speed.py times. ``epochs`` overrides
+    ``train.epochs`` for the length of the learning-rate schedule.
+    """
+    import keras
+
+    from imgclf import network
+    from imgclf.data import make_dataset
+
+    cfg = params.train
+    keras.utils.set_random_seed(cfg.seed)
+    augment = network.augmentation(params.augment, cfg.seed) if params.augment.mode == "online" else None
+    model, backbone = network.build_model(num_classes, cfg.image_size, params.model, augment)
+    if backbone is not None:
+        backbone.trainable = False  # phase 1: only the head learns
+    steps = -(-len(train.files) // cfg.batch_size)
+    _compile(model, _rate(cfg.learning_rate, cfg.lr_schedule, steps * (epochs or cfg.epochs)), num_classes)
+    return Setup(
+        model=model,
+        backbone=backbone,
+        train_data=make_dataset(train, cfg.image_size, cfg.batch_size, shuffle_seed=cfg.seed),
+        val_data=make_dataset(val, cfg.image_size, cfg.batch_size),
+        class_weight=class_weights(train.labels, num_classes) if cfg.class_weights else None,
+        steps=steps,
+    )
 
 
 def _rate(initial: float, schedule: str, steps: int) -> Any:
