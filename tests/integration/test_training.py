@@ -42,6 +42,8 @@ def test_binary_outputs_and_metrics(binary: Params) -> None:
         assert (binary.path("plots") / f"{plot}.png").stat().st_size > 1000
     card = binary.path("model_card").read_text(encoding="utf-8")
     assert "## Confusion matrix (test)" in card and "| f1 |" in card
+    run_id = json.loads(binary.path("run").read_text(encoding="utf-8"))["run_id"]
+    assert "http://127.0.0.1:5000/#/experiments/" in card and f"/runs/{run_id})" in card
     assert not binary.path("checkpoints").exists()  # removed once training succeeded
 
 

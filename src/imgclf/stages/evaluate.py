@@ -111,6 +111,10 @@ def model_card(params: Params, classes: list[str], metrics: dict[str, Any], conf
     rows = [f"| **{c}** | " + " | ".join(str(v) for v in confusion[i]) + " |" for i, c in enumerate(classes)]
     numbers = [f"| {k} | {v:.4f} |" for k, v in tracking_metrics(metrics).items() if k != "test_images"]
     uri = tracking.tracking_uri(params)
+    experiment_id = json.loads(params.path("run").read_text(encoding="utf-8"))["experiment_id"]
+    # A server has its own UI; the local store's is the one `make ui` starts.
+    ui = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    link = f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
     return "\n".join(
         [
             f"# Model card: {m.arch} on {', '.join(classes)}",
@@ -141,8 +145,8 @@ def model_card(params: Params, classes: list[str], metrics: dict[str, Any], conf
             *rows,
             "",
             "## Tracking",
-            f"- MLflow run `{run_id}` in experiment `{params.tracking.experiment}` at `{uri}`",
-            f"- open it with `make ui`, then the run `{run_id}`",
+            f"- MLflow run [{run_id}]({link}) in experiment `{params.tracking.experiment}`, store `{uri}`",
+            "- for the local store, start the UI first: `make ui`",
             "",
         ]
     )
