@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgclf.errors import ImgclfError
+from imgclf.errors import ParamsError
 from imgclf.params import Augment, Model
 
 if TYPE_CHECKING:
@@ -109,8 +109,8 @@ def _backbone(cfg: Model, image_size: int) -> keras.Model:
     weights = cfg.weights
     if weights is not None and not Path(weights).is_file():
         cache = Path(keras.config.keras_home() if hasattr(keras.config, "keras_home") else "~/.keras").expanduser()
-        raise ImgclfError(
-            f"model.weights: {weights} not found. This machine has no network: download the ImageNet "
+        raise ParamsError(
+            f"params.yaml: model.weights: {weights} not found. This machine has no network: download the ImageNet "
             f"'no top' weights for {cfg.backbone} elsewhere, put the file there (or under {cache}/models/) "
             "and point model.weights at it, or set model.weights: null to train from scratch"
         )

@@ -11,7 +11,7 @@ import mlflow
 import pytest
 
 from imgclf.params import Params, load_params
-from imgclf.stages import augment, split, train, validate
+from imgclf.stages import augment, evaluate, split, train, validate
 from pipeline import make_project, run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -110,3 +110,17 @@ def test_transfer_trains_the_head_then_fine_tunes(tmp_path: Path) -> None:
     assert [r["epoch"] for r in history] == ["0", "1"]  # one head epoch, one fine-tuning epoch
     assert float(history[1]["lr"]) < float(history[0]["lr"])  # fine-tuning runs at the lower rate
     assert 0 <= json.loads(params.path("metrics").read_text(encoding="utf-8"))["f1"] <= 1
+
+
+def test_an_unknown_positive_class_is_a_params_error(binary: Params, tmp_path: Path) -> None:
+    import shutil
+
+    from imgclf.errors import ParamsError
+
+    copy = tmp_path / "project"
+    shutil.copytree(binary.root, copy, ignore=shutil.ignore_patterns("mlruns"))
+    params = load_params(copy / "params.yaml").model_copy(
+        update={"evaluate": binary.evaluate.model_copy(update={"positive_class": "cow"})}
+    )
+    with pytest.raises(ParamsError, match=r"evaluate.positive_class: 'cow' is not one of the classes \['cat', 'dog'\]"):
+        evaluate.run(params)

@@ -15,7 +15,7 @@ from typing import Any
 from imgclf import tracking
 from imgclf.atomic import replacing, write_json
 from imgclf.data import split_examples
-from imgclf.errors import StageInputError
+from imgclf.errors import ParamsError, StageInputError
 from imgclf.params import Params
 
 
@@ -41,7 +41,7 @@ def run(params: Params) -> EvaluateResult:
     classes, image_size = list(saved["classes"]), int(saved["image_size"])
     positive = params.evaluate.positive_class
     if positive is not None and positive not in classes:
-        raise StageInputError(f"evaluate.positive_class: {positive!r} is not one of the classes {classes}")
+        raise ParamsError(f"params.yaml: evaluate.positive_class: {positive!r} is not one of the classes {classes}")
     test = split_examples(params.path("split"), params.path("raw"), "test", classes)
     if not test.files:
         raise StageInputError("the test split is empty: add images or raise split.test")
