@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from imgclf.atomic import replacing
 
@@ -29,12 +30,12 @@ class ManifestRow:
 COLUMNS = tuple(f.name for f in fields(ManifestRow))
 
 
-def write_csv(path: Path, rows: Iterable[object], columns: tuple[str, ...]) -> None:
-    """Write dataclass rows to ``path`` atomically."""
+def write_csv(path: Path, rows: Iterable[Any], columns: Sequence[str]) -> None:
+    """Write rows (dataclasses or mappings) to ``path`` atomically, in ``columns`` order."""
     with replacing(path) as out:
         writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(asdict(row) for row in rows)  # type: ignore[call-overload]
+        writer.writerows(row if isinstance(row, Mapping) else asdict(row) for row in rows)
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:

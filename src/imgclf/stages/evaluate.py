@@ -7,7 +7,6 @@ all of it to the MLflow run that train opened.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from imgclf import tracking
 from imgclf.atomic import replacing, write_json
 from imgclf.data import split_examples
 from imgclf.errors import ParamsError, StageInputError
+from imgclf.manifest import write_csv
 from imgclf.params import Params
 
 
@@ -57,15 +57,23 @@ def run(params: Params) -> EvaluateResult:
     raw = params.path("raw")
     rel = [str(f.relative_to(raw)) for f in test.files]
     write_json(params.path("metrics"), scored.metrics)
-    with replacing(params.path("predictions")) as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["path", "true", "predicted", *(f"p_{c}" for c in classes)])
-        for path, t, p, probs in zip(rel, labels, scored.predicted, scored.probabilities, strict=True):
-            writer.writerow([path, classes[t], classes[p], *(f"{x:.6f}" for x in probs)])
-    with replacing(params.path("confusion_matrix")) as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["actual", "predicted"])
-        writer.writerows((classes[t], classes[p]) for t, p in zip(labels, scored.predicted, strict=True))
+    pairs = [(classes[t], classes[p]) for t, p in zip(labels, scored.predicted, strict=True)]
+    write_csv(
+        params.path("predictions"),
+        (
+            {
+                "path": path,
+                "true": t,
+                "predicted": p,
+                **{f"p_{c}": f"{x:.6f}" for c, x in zip(classes, probs, strict=True)},
+            }
+            for path, (t, p), probs in zip(rel, pairs, scored.probabilities, strict=True)
+        ),
+        ["path", "true", "predicted", *(f"p_{c}" for c in classes)],
+    )
+    write_csv(
+        params.path("confusion_matrix"), ({"actual": t, "predicted": p} for t, p in pairs), ["actual", "predicted"]
+    )
 
     plots = params.path("plots")
     figures = {"confusion_matrix": reporting.confusion_plot(scored.confusion, classes)}

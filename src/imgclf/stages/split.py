@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from imgclf.atomic import write_json
 from imgclf.errors import StageInputError
 from imgclf.manifest import OK, ManifestRow, read_manifest, write_csv
 from imgclf.params import Params, Split
-
-log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 # A class's realised fraction is checked only when `tolerance` is at least this many

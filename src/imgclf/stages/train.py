@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from imgclf import tracking
-from imgclf.atomic import replacing, write_json
+from imgclf.atomic import write_json
 from imgclf.data import Examples, read_csv, split_examples
 from imgclf.errors import StageInputError
-from imgclf.manifest import read_manifest
+from imgclf.manifest import read_manifest, write_csv
 from imgclf.params import Params
 
 log = logging.getLogger(__name__)
@@ -205,9 +205,7 @@ def _save_outputs(params: Params, model: Any, classes: list[str], history: list[
     model.save(staging)
     staging.replace(path)
     write_json(params.path("classes"), {"classes": classes, "image_size": params.train.image_size})
-    with replacing(params.path("train_history")) as out:
-        out.write(",".join(fitting.HISTORY_COLUMNS) + "\n")
-        out.writelines(",".join(str(row[c]) for c in fitting.HISTORY_COLUMNS) + "\n" for row in history)
+    write_csv(params.path("train_history"), history, fitting.HISTORY_COLUMNS)
     figure = history_plot(history)
     mlflow.log_figure(figure, "plots/train_history.png")
     mlflow.log_artifact(str(params.path("classes")))
