@@ -12,7 +12,7 @@ export DO_NOT_TRACK ?= true
 export GX_ANALYTICS_ENABLED ?= false
 export DVC_NO_ANALYTICS ?= 1
 
-.PHONY: install run test test-fast lint bench ui
+.PHONY: install run test test-fast lint bench ui serve
 
 install: .venv/.installed
 
@@ -50,3 +50,7 @@ bench: install
 ## The MLflow UI on 127.0.0.1:5000, comparing every run side by side.
 ui: install
 	$(RUN) imgclf ui
+
+## Serve the champion on http://127.0.0.1:5001/invocations (POST a base64 JPEG; see README).
+serve: install
+	$(RUN) imgclf serve

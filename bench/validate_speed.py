@@ -459,7 +459,7 @@ def child_stage(params_file: Path) -> dict[str, Any]:
 
 
 def _steps(path: Path) -> Iterator[float]:
-    """Seconds of each step of imaging.probe on one file (mirrors probe and _inspect)."""
+    """Seconds of each step of imaging.probe on one file (mirrors probe and inspect_bytes)."""
     from PIL import Image
 
     clock = time.perf_counter

@@ -20,6 +20,7 @@ from imgclf.errors import ImgclfError
 
 if TYPE_CHECKING:
     from imgclf.params import Params
+    from imgclf.registry import Registry
 
 T = TypeVar("T")
 
@@ -57,6 +58,8 @@ def main(
         # MLflow narrates at INFO/WARNING (uv project detected, pip version unknown, ...) and
         # sets its logger's level from this variable when it is imported.
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    # MLflow draws a tqdm bar for every artifact download: noise in logs and in predict's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     ctx.obj = Options(params=params, debug=debug)
 
 
@@ -154,7 +157,7 @@ def train(ctx: typer.Context) -> None:
 
 @app.command()
 def evaluate(ctx: typer.Context) -> None:
-    """Score the model on the test split; write metrics, plots and the model card."""
+    """Score the model on the test split; write metrics, predictions and plots."""
     _quiet_tensorflow()
     from imgclf.stages import evaluate as stage
 
@@ -164,6 +167,123 @@ def evaluate(ctx: typer.Context) -> None:
         f"evaluate: accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
         f"F1 {m['f1']:.4f} on {m['test_images']} test images"
     )
+
+
+@app.command()
+def register(ctx: typer.Context) -> None:
+    """Register the trained model in the MLflow registry; the gate decides if it becomes champion."""
+    _quiet_tensorflow()
+    from imgclf.stages import register as stage
+
+    p = _call(ctx, lambda: stage.run(_params(ctx))).promotion
+    out.print(f"register: {p['model_name']} version {p['version']}: {p['decision']} ({p['summary']})")
+    for reason in p["reasons"]:
+        out.print(f"  - {reason}")
+
+
+@app.command("models")
+def list_models(ctx: typer.Context) -> None:
+    """List the registered model's versions with aliases, metrics and dates."""
+    from rich.table import Table
+
+    def step() -> tuple[str, list[dict[str, str]]]:
+        from imgclf import registry
+
+        models = _registry(ctx)
+        aliases = models.aliases()
+        return models.name, [registry.describe_version(v, aliases) for v in models.versions()]
+
+    name, rows = _call(ctx, step)
+    if not rows:
+        out.print(f"models: {name} has no versions yet; run `make run` or `imgclf register`")
+        return
+    table = Table(title=name)
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row.values())
+    # A pipe gets 80 columns, too few for this table.
+    Console(highlight=False, width=None if out.is_terminal else 140).print(table)
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why; recorded in the registry.")],
+) -> None:
+    """Make VERSION the champion by hand (the gate is not consulted), recording why."""
+
+    def step() -> tuple[str, str | None]:
+        from imgclf import registry, tracking
+
+        models = _registry(ctx)
+        with registry.decision_lock(tracking.tracking_uri(_params(ctx))):
+            return models.name, models.promote(version, f"manual: {reason}")
+
+    name, previous = _call(ctx, step)
+    out.print(f"promote: {name} version {version} is champion (was {previous or 'none'})")
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Why; recorded in the registry.")] = "rollback",
+) -> None:
+    """Give champion back to the previous champion."""
+
+    def step() -> tuple[str, tuple[str, str]]:
+        from imgclf import registry, tracking
+
+        models = _registry(ctx)
+        with registry.decision_lock(tracking.tracking_uri(_params(ctx))):
+            return models.name, models.rollback(f"rollback: {reason}")
+
+    name, (was, now) = _call(ctx, step)
+    out.print(f"rollback: {name} champion is version {now} again (was {was})")
+
+
+def _registry(ctx: typer.Context) -> Registry:
+    import mlflow
+
+    from imgclf import registry, tracking
+
+    params = _params(ctx)
+    tracking.quiet_telemetry()
+    mlflow.set_tracking_uri(tracking.tracking_uri(params))
+    return registry.Registry(mlflow.MlflowClient(), params.registry.model_name)
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="models:/NAME@ALIAS, models:/NAME/VERSION or a .keras file [default: the champion]"),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write .csv or .json here [default: CSV on stdout]")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Images per model call.")] = 64,
+) -> None:
+    """Label images: one row per file with the label and each class's probability, or its error."""
+    _quiet_tensorflow()
+    from imgclf import predict as command
+
+    if output is not None and output.suffix not in {".csv", ".json"}:
+        err.print(f"error: --output {output}: use a .csv or .json file name")
+        raise typer.Exit(2)
+
+    def step() -> command.PredictResult:
+        params = _params(ctx)
+        uri = model or f"models:/{params.registry.model_name}@champion"
+        return command.run(params, paths, uri, batch_size)
+
+    result = _call(ctx, step)
+    command.write(result, output)
+    failed = len(result.rows) - result.predicted
+    err.print(f"predict: {result.predicted} images labelled, {failed} failed" + (f"; {output}" if output else ""))
+    if not result.predicted:
+        raise typer.Exit(1)
 
 
 def _quiet_tensorflow() -> None:
@@ -193,3 +313,51 @@ def ui(
     # No background job runner: the UI needs none, and it would start seven more processes.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     raise typer.Exit(subprocess.call(command, env=env))
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="The model URI [default: models:/NAME@champion]")] = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5001,
+    host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 exposes the model to your network.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(min=1, help="Server processes, each holding the model.")] = 1,
+) -> None:
+    """Serve the champion over HTTP with `mlflow models serve` (POST /invocations; 127.0.0.1 by default)."""
+    import subprocess
+    import sys
+
+    from imgclf import tracking
+
+    def step() -> tuple[Params, str]:
+        params = _params(ctx)
+        uri = model or f"models:/{params.registry.model_name}@champion"
+        _check_model(params, uri)
+        return params, uri
+
+    params, uri = _call(ctx, step)
+    out.print(f"serve: {uri} on http://{host}:{port}/invocations; Ctrl-C stops it")
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local"]
+    command += ["-h", host, "-p", str(port), "-w", str(workers)]
+    tracking.quiet_telemetry()
+    # MLflow starts `uvicorn` by name: put this environment's scripts first on PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(params), "PATH": path}
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+def _check_model(params: Params, uri: str) -> None:
+    """Fail in one line, before the server starts, when the model URI resolves to nothing."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from imgclf import tracking
+    from imgclf.errors import StageInputError
+
+    tracking.quiet_telemetry()
+    mlflow.set_tracking_uri(tracking.tracking_uri(params))
+    try:
+        mlflow.models.get_model_info(uri)
+    except (MlflowException, OSError) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise StageInputError(f"{uri}: no such model ({first}); run `make run` or `imgclf models`") from None

@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgclf.imaging import load_rgb
 
 if TYPE_CHECKING:
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -54,8 +55,7 @@ def make_dataset(
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.numpy_function(_decode, [path], tf.uint8, stateful=False)
         image.set_shape([None, None, 3])
-        image = tf.image.resize(image, (image_size, image_size))  # bilinear, like keras Resizing
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
+        return resize_uint8(image, image_size), label
 
     paths = [str(f) for f in examples.files]
     data = tf.data.Dataset.from_tensor_slices((paths, tf.constant(examples.labels, tf.int32)))
@@ -63,3 +63,21 @@ def make_dataset(
     if shuffle_seed is not None:
         data = data.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def resize_uint8(image: Any, size: int) -> Any:
+    """(h, w, 3) uint8 -> (size, size, 3) uint8, bilinear like keras Resizing; a tensor or an array.
+
+    Used before batching in training, evaluation, prediction and serving alike.
+    """
+    import tensorflow as tf
+
+    resized = tf.image.resize(image, (size, size))
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def predict_examples(model: keras.Model, examples: Examples, image_size: int, batch_size: int) -> np.ndarray:
+    """The model's raw outputs for ``examples``, in order: (n, 1) sigmoid or (n, k) softmax."""
+    import numpy as np
+
+    return np.asarray(model.predict(make_dataset(examples, image_size, batch_size), verbose=0))

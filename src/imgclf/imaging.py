@@ -78,14 +78,14 @@ def probe(path: Path, root: Path, limits: Limits) -> Probe:
     except OSError:
         return Probe(Reason.UNREADABLE)
     digest = hashlib.sha256(data).hexdigest()
-    found = _inspect(data, limits)
+    found = inspect_bytes(data, limits)
     if isinstance(found, Reason):
         return Probe(found, sha256=digest, bytes=len(data))
     width, height, mode = found
     return Probe(None, sha256=digest, width=width, height=height, mode=mode, bytes=len(data))
 
 
-def _inspect(data: bytes, limits: Limits) -> tuple[int, int, str] | Reason:
+def inspect_bytes(data: bytes, limits: Limits) -> tuple[int, int, str] | Reason:
     """(width, height, mode) of a usable image, else why it is not usable."""
     try:
         with warnings.catch_warnings():

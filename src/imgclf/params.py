@@ -43,7 +43,8 @@ class Paths(_Section):
     predictions: str = "reports/predictions.csv"  # one row per test image
     confusion_matrix: str = "reports/confusion_matrix.csv"  # actual,predicted rows (DVC confusion plot)
     plots: str = "reports/plots"  # confusion matrix, ROC, precision-recall, worst errors (PNG)
-    model_card: str = "reports/model_card.md"
+    model_card: str = "reports/model_card.md"  # data, settings, metrics and the registry decision
+    promotion: str = "reports/promotion.json"  # the gate's decision on the last registered model
     mlruns: str = "mlruns"  # the local MLflow store (sqlite + artifacts) unless MLFLOW_TRACKING_URI is set
 
 
@@ -155,6 +156,36 @@ class Evaluate(_Section):
     gallery_size: int = Field(16, ge=0, le=100)  # worst misclassified test images shown
 
 
+# Metrics a floor can be set on: what evaluate reports for two classes or more.
+GATE_METRICS = frozenset(
+    {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    | {f"{avg}_{m}" for avg in ("macro", "weighted") for m in ("precision", "recall", "f1")}
+)
+
+
+class Register(_Section):
+    """The model registry and the gate a new version must pass to become champion."""
+
+    # Part of models:/<name>@champion URIs, hence the restricted characters.
+    model_name: str = Field("catdog-cnn", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    # Floors on the test metrics (0-1). 0.85 is far above chance and below what the demo
+    # reaches (0.97); set them to what your use case cannot do without. roc_auc exists for
+    # two classes only: a floor on it blocks every multi-class model.
+    min_metrics: dict[str, float] = Field(default_factory=lambda: {"f1": 0.85, "accuracy": 0.85})
+    # How much higher the candidate's test F1 must be than the champion's, both scored
+    # on the current test split; half a point keeps noise from churning the champion.
+    min_delta: float = Field(0.005, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> Register:
+        for name, floor in self.min_metrics.items():
+            if name not in GATE_METRICS:
+                raise ValueError(f"min_metrics.{name}: not a metric; use one of {', '.join(sorted(GATE_METRICS))}")
+            if not 0 <= floor <= 1:
+                raise ValueError(f"min_metrics.{name}: must be between 0 and 1")
+        return self
+
+
 class Tracking(_Section):
     """MLflow. The store is paths.mlruns unless MLFLOW_TRACKING_URI says otherwise."""
 
@@ -172,6 +203,8 @@ class Params(_Section):
     model: Model = Model()
     train: Train = Train()
     evaluate: Evaluate = Evaluate()
+    # "register" is ABCMeta's method name on every model class, hence the alias.
+    registry: Register = Field(Register(), alias="register")
     tracking: Tracking = Tracking()
     root: Path = Field(Path(), exclude=True)
 

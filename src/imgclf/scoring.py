@@ -64,3 +64,14 @@ def worst_errors(labels: np.ndarray, scored: Scored, count: int) -> list[int]:
     wrong = np.flatnonzero(scored.predicted != labels)
     confidence = scored.probabilities[wrong, scored.predicted[wrong]]
     return [int(i) for i in wrong[np.argsort(-confidence, kind="stable")][:count]]
+
+
+def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested metrics flattened to numbers: {"macro": {"f1": .9}} -> {"macro_f1": .9}."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat |= flat_metrics(value, f"{prefix}{key}_")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = float(value)
+    return flat

@@ -159,22 +159,34 @@ def _file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_run(params: Params, run: Run) -> None:
+def save_run(params: Params, run: Run, model_uri: str) -> None:
+    """paths.run: the run later stages add to, and the logged model register registers."""
     write_json(
         params.path("run"),
-        {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": tracking_uri(params)},
+        {
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "tracking_uri": tracking_uri(params),
+            "model_uri": model_uri,
+        },
     )
+
+
+def saved_run(params: Params) -> dict[str, str]:
+    """What train recorded in paths.run."""
+    try:
+        saved = json.loads(params.path("run").read_text(encoding="utf-8"))
+        if not isinstance(saved, dict) or "run_id" not in saved:
+            raise ValueError
+    except (OSError, ValueError):
+        raise StageInputError(f"{params.paths.run}: no training run recorded; run `imgclf train` first") from None
+    return {str(k): str(v) for k, v in saved.items()}
 
 
 @contextmanager
 def resume_run(params: Params) -> Iterator[str]:
     """Reopen the run that train recorded in paths.run; yields its id."""
-    path = params.path("run")
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        run_id = saved["run_id"]
-    except (OSError, ValueError, KeyError):
-        raise StageInputError(f"{params.paths.run}: no training run recorded; run `imgclf train` first") from None
+    run_id = saved_run(params)["run_id"]
     use_experiment(params)
     import mlflow
 

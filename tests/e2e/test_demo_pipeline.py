@@ -1,5 +1,6 @@
 """`make run`'s path on a fresh clone: demo data, then `dvc repro` of every stage, reproducing
-what main committed; then a `dvc exp run` that logs a second, comparable MLflow run."""
+what main committed and registering the champion; then a `dvc exp run` that logs a second,
+comparable MLflow run whose weaker model stays challenger."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def test_fresh_clone_reproduces_the_committed_data_and_outputs(tmp_path: Path) -
     made = imgclf("demo-data", "--if-empty", cwd=repo)
     assert made.returncode == 0, made.stderr
     assert len(list((repo / "data" / "raw").rglob("*.png"))) == 2000
-    assert ran(sh("dvc", "repro", cwd=repo)) == ["validate", "split", "augment", "train", "evaluate"]
+    stages = ["validate", "split", "augment", "train", "evaluate", "register"]
+    assert ran(sh("dvc", "repro", cwd=repo)) == stages
 
     # Byte-identical demo data: data/raw.dvc as committed on main.
     assert sh("git", "diff", "--stat", "data/raw.dvc", cwd=repo).stdout == ""
@@ -42,13 +44,27 @@ def test_fresh_clone_reproduces_the_committed_data_and_outputs(tmp_path: Path) -
     report = json.loads((repo / "reports" / "validation.json").read_text(encoding="utf-8"))
     assert report["success"] is True and report["files"]["candidates"] == 2000
     assert (repo / "reports" / "data_docs" / "index.html").is_file()
+    # The registry: version 1 is champion, tagged with the commit, the data's md5 and metrics.
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("catdog-cnn", "champion")
+    raw_md5 = yaml.safe_load((repo / "data" / "raw.dvc").read_text(encoding="utf-8"))["outs"][0]["md5"]
+    assert str(champion.version) == "1" and champion.tags["data_raw_md5"] == raw_md5
+    assert champion.tags["git_commit"] == sh("git", "rev-parse", "HEAD", cwd=repo).stdout.strip()
+    assert float(champion.tags["test_f1"]) == pytest.approx(metrics["f1"], abs=1e-4)
+
     assert ran(sh("dvc", "repro", cwd=repo)) == []
     assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=repo).stdout
+    assert len(client.search_model_versions("name='catdog-cnn'")) == 1  # a second run adds no version
+    labelled = imgclf("predict", "data/raw/cat", "--output", "cats.csv", cwd=repo)
+    assert labelled.returncode == 0 and "1000 images labelled, 0 failed" in labelled.stderr
     assert imgclf("demo-data", "--if-empty", cwd=repo).stdout.startswith("demo-data: the target folder has content")
 
     # An experiment with fewer epochs reruns train and evaluate only, into the same store.
     experiment = sh("dvc", "exp", "run", "-S", "train.epochs=2", cwd=repo)
-    assert ran(experiment) == ["train", "evaluate"]
+    assert ran(experiment) == ["train", "evaluate", "register"]
+    # Two epochs make a weaker model: registered, but the champion stays.
+    assert str(client.get_model_version_by_alias("catdog-cnn", "challenger").version) == "2"
+    assert str(client.get_model_version_by_alias("catdog-cnn", "champion").version) == "1"
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
     try:
         runs = mlflow.search_runs(experiment_names=["imgclf"], output_format="list")

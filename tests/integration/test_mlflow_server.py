@@ -72,6 +72,9 @@ def test_runs_metrics_and_artifacts_go_to_the_server(
     run = client.get_run(saved["run_id"])
     assert run.info.status == "FINISHED" and "test_f1" in run.data.metrics
     assert run.data.params["train.epochs"] == "2"
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")} >= {"evaluation/model_card.md"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "registry")} >= {"registry/model_card.md"}
+    # The registry is the server's too: the version, its tags and the alias read back.
+    version = client.get_model_version_by_alias("catdog-cnn", "champion")
+    assert version.run_id == saved["run_id"] and len(version.tags["content_hash"]) == 64
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == "imgclf" and experiment.artifact_location.startswith("mlflow-artifacts:")

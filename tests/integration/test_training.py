@@ -40,8 +40,8 @@ def test_binary_outputs_and_metrics(binary: Params) -> None:
     assert len(read_rows(binary.path("confusion_matrix"))) == metrics["test_images"]
     for plot in ("confusion_matrix", "roc", "precision_recall", "worst_errors"):
         assert (binary.path("plots") / f"{plot}.png").stat().st_size > 1000
-    card = binary.path("model_card").read_text(encoding="utf-8")
-    assert "## Confusion matrix (test)" in card and "| f1 |" in card
+    card = binary.path("model_card").read_text(encoding="utf-8")  # written by register
+    assert "## Confusion matrix (test)" in card and "| f1 |" in card and "## Registry decision" in card
     run_id = json.loads(binary.path("run").read_text(encoding="utf-8"))["run_id"]
     assert "http://127.0.0.1:5000/#/experiments/" in card and f"/runs/{run_id})" in card
     assert not binary.path("checkpoints").exists()  # removed once training succeeded
@@ -62,7 +62,9 @@ def test_the_run_holds_params_metrics_datasets_model_and_reports(binary: Params)
     assert set(inputs) == {"training", "validation", "test"} and all(len(d) == 32 for d in inputs.values())
     assert len(run.outputs.model_outputs) == 1  # the logged model
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/metrics.json", "evaluation/model_card.md", "evaluation/plots"} <= artifacts
+    assert {"evaluation/metrics.json", "evaluation/predictions.csv", "evaluation/plots"} <= artifacts
+    registered = {a.path for a in client.list_artifacts(run.info.run_id, "registry")}
+    assert registered == {"registry/model_card.md", "registry/promotion.json"}
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.artifact_location == (binary.root / "mlruns" / "artifacts").as_uri()
 

@@ -62,3 +62,46 @@ def test_cli_exits_2_with_one_line_and_no_traceback(write_params: Callable[..., 
     assert result.returncode == 2
     assert result.stderr.strip() == "error: params.yaml: split.test: must be between 0 and 0.5"
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_register_defaults() -> None:
+    register = Params().registry
+    assert register.model_name == "catdog-cnn"
+    assert register.min_metrics == {"f1": 0.85, "accuracy": 0.85}
+    assert register.min_delta == 0.005
+
+
+def test_register_section_is_read_from_the_register_key(write_params: Callable[..., Path]) -> None:
+    register = {"model_name": "pets.v2", "min_metrics": {"roc_auc": 0.9, "macro_f1": 0.7}, "min_delta": 0}
+    params = load_params(write_params(register=register))
+    assert params.registry.model_name == "pets.v2"
+    assert params.registry.min_metrics == {"roc_auc": 0.9, "macro_f1": 0.7}
+    assert params.registry.min_delta == 0
+
+
+@pytest.mark.parametrize(
+    ("register", "message"),
+    [
+        ({"min_metrics": {"f2": 0.8}}, "register.min_metrics.f2: not a metric; use one of accuracy, f1,"),
+        ({"min_metrics": {"f1": 1.5}}, "register.min_metrics.f1: must be between 0 and 1"),
+        ({"min_metrics": {"accuracy": -0.1}}, "register.min_metrics.accuracy: must be between 0 and 1"),
+        ({"model_name": "a b"}, "register.model_name: string should match pattern"),
+        ({"model_name": ""}, "register.model_name: string should match pattern"),
+        ({"min_delta": -0.1}, "register.min_delta: must be between 0 and 1"),
+        ({"gate": {}}, "register.gate: unknown key"),
+    ],
+)
+def test_bad_register_params_name_the_key(write_params: Callable[..., Path], register: dict, message: str) -> None:
+    path = write_params(register=register)
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_cli_exits_2_for_a_bad_register_floor(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    write_params(register={"min_metrics": {"f2": 0.8}})
+    result = imgclf("split", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: params.yaml: register.min_metrics.f2: not a metric")
+    assert "Traceback" not in result.stderr + result.stdout

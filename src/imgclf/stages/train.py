@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +94,8 @@ def run(params: Params) -> TrainResult:
             last = fitting.fit(model, phase="fine_tune", epochs=end, initial_epoch=last + 1, **fit)
 
         history = checkpoints.history_rows()
-        _save_outputs(params, model, classes, history)
-        tracking.save_run(params, run)
+        model_uri = _save_outputs(params, model, classes, history)
+        tracking.save_run(params, run, model_uri)
     checkpoints.clear()
     return TrainResult(run_id=run.info.run_id, classes=classes, epochs_run=len(history), history=history)
 
@@ -185,17 +187,9 @@ def _log_inputs(params: Params, train_rows: list[dict[str, str]], split_csv: Pat
         mlflow.log_input(dataset, context=context)
 
 
-def _save_outputs(params: Params, model: Any, classes: list[str], history: list[dict[str, str]]) -> None:
-    """The model file (atomically), its classes, the history CSV and plot, and the logged model."""
-    import warnings
-    from importlib.metadata import version
-
-    import keras
-    import mlflow
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
-
+def _save_outputs(params: Params, model: Any, classes: list[str], history: list[dict[str, str]]) -> str:
+    """The model file (atomically), its classes, the history CSV and plot, and the logged
+    pyfunc model; returns the logged model's URI (what register registers)."""
     from imgclf import fitting
     from imgclf.reporting import history_plot
 
@@ -206,28 +200,49 @@ def _save_outputs(params: Params, model: Any, classes: list[str], history: list[
     staging.replace(path)
     write_json(params.path("classes"), {"classes": classes, "image_size": params.train.image_size})
     write_csv(params.path("train_history"), history, fitting.HISTORY_COLUMNS)
-    figure = history_plot(history)
-    mlflow.log_figure(figure, "plots/train_history.png")
-    mlflow.log_artifact(str(params.path("classes")))
+    import mlflow
 
-    size = params.train.image_size
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype("uint8"), (-1, -1, -1, 3), "image")]),
-        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1 if len(classes) == 2 else len(classes)))]),
-    )
-    example = np.zeros((1, size, size, 3), dtype="uint8")
-    # Explicit requirements: inference would reload TensorFlow in a subprocess (~16 s) or,
-    # in a uv project, export every dependency of the pipeline rather than of the model.
-    requirements = [f"{name}=={version(name)}" for name in ("tensorflow", "keras", "mlflow", "numpy", "pillow")]
-    with warnings.catch_warnings():
-        # MLflow checks the example by predicting it: a list for a named input (Keras warns)
-        # and a progress bar, both noise here.
-        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
-        keras.config.disable_interactive_logging()
-        try:
-            mlflow.tensorflow.log_model(
-                model, name="model", signature=signature, input_example=example, pip_requirements=requirements
+    mlflow.log_figure(history_plot(history), "plots/train_history.png")
+    mlflow.log_artifact(str(params.path("classes")))
+    uri = log_pyfunc(path, params.path("classes"))
+    log.info("model saved to %s and logged as %s; %s", path, uri, json.dumps({"classes": classes}))
+    return uri
+
+
+def log_pyfunc(model_file: Path, classes_file: Path) -> str:
+    """Log the served model to the active run: imgclf/mlflow_model.py with the Keras file
+    and classes.json as artifacts, and the imgclf package as its code, so the model loads
+    wherever its pip requirements are installed. Returns its models:/ URI."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    import imgclf
+    from imgclf import serving
+
+    package = Path(imgclf.__file__).parent
+    # Explicit requirements: inferring them would load the model in a subprocess (~16 s)
+    # or, in a uv project, export every dependency of the pipeline.
+    requirements = [
+        f"{name}=={version(name)}" for name in ("tensorflow", "keras", "mlflow", "numpy", "pandas", "pillow")
+    ]
+    saved = os.environ.get("MLFLOW_LOG_UV_FILES")
+    # Without this MLflow copies the project's uv.lock (the whole pipeline's) into the model.
+    os.environ["MLFLOW_LOG_UV_FILES"] = "false"
+    try:
+        with warnings.catch_warnings():
+            # The predict method has no type hints on purpose (see mlflow_model.py).
+            warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(package / "mlflow_model.py"),
+                artifacts={serving.KERAS_ARTIFACT: str(model_file), serving.CLASSES_ARTIFACT: str(classes_file)},
+                code_paths=[str(package)],
+                pip_requirements=requirements,
             )
-        finally:
-            keras.config.enable_interactive_logging()
-    log.info("model saved to %s; %s", path, json.dumps({"classes": classes}))
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_LOG_UV_FILES", None)
+        else:
+            os.environ["MLFLOW_LOG_UV_FILES"] = saved
+    return str(info.model_uri)

@@ -1,0 +1,136 @@
+"""``imgclf predict``: label image files with a registered or a local model.
+
+One row per file: its label and each class's probability, or the reason it could
+not be read (the other files carry on). Images go through the same checks as the
+validate stage (so a decompression bomb is refused from its header) and the same
+RGB conversion as training; resizing is inside the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgclf.errors import StageInputError
+from imgclf.imaging import Limits, Reason, inspect_bytes, load_rgb
+from imgclf.params import Params
+from imgclf.progress import track
+from imgclf.scan import is_clutter
+from imgclf.serving import Classifier, load_pyfunc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PredictResult:
+    classes: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)  # path, label, p_<class>..., error
+
+    @property
+    def predicted(self) -> int:
+        return sum(1 for r in self.rows if not r["error"])
+
+
+def list_files(targets: list[Path]) -> Iterator[Path]:
+    """Each target file, and every file under each target folder (sorted, clutter skipped)."""
+    for target in targets:
+        if target.is_dir():
+            found = (p for p in target.rglob("*") if not p.is_dir())
+            # Hidden folders (.git, .thumbnails) hold no one's images, as in the validate stage.
+            yield from sorted(p for p in found if not any(is_clutter(part) for part in p.relative_to(target).parts))
+        else:
+            yield target  # a missing one gets its error row
+
+
+def load_classifier(model: str, params: Params) -> Classifier:
+    """A ``models:/``/``runs:/`` URI from the tracking store, or a local .keras file with the
+    classes.json beside it."""
+    if "://" in model or model.startswith("models:/"):
+        import mlflow
+
+        from imgclf import tracking
+
+        mlflow.set_tracking_uri(tracking.tracking_uri(params))
+        try:
+            loaded = load_pyfunc(model)
+        except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds for a bad URI or store
+            raise StageInputError(f"{model}: cannot load the model ({str(exc).splitlines()[0][:200]})") from None
+        classifier = getattr(loaded, "classifier", None)
+        if not isinstance(classifier, Classifier):
+            raise StageInputError(f"{model}: not an imgclf model")
+        return classifier
+    path = Path(model)
+    classes = path.with_name("classes.json")
+    if not path.is_file() or not classes.is_file():
+        raise StageInputError(f"{model}: need a .keras file with classes.json beside it, or a models:/ URI")
+    return Classifier.load(path, classes)
+
+
+def run(params: Params, targets: list[Path], model: str, batch_size: int) -> PredictResult:
+    classifier = load_classifier(model, params)
+    v = params.validation
+    limits = Limits(min_side=1, max_side=v.max_side, max_pixels=v.max_pixels)
+    files = list(list_files(targets))
+    result = PredictResult(classes=classifier.classes)
+    for start in track(range(0, len(files), batch_size), -(-len(files) // batch_size), "predicting"):
+        chunk = files[start : start + batch_size]
+        images, ok = [], []
+        for path in chunk:
+            image, error = _read(path, limits)
+            row: dict[str, Any] = {"path": str(path), "label": "", "error": error or ""}
+            result.rows.append(row)
+            if image is not None:
+                images.append(image)
+                ok.append(row)
+        if images:
+            table = classifier.table(classifier.probabilities(images, batch_size))
+            for row, values in zip(ok, table.to_dict("records"), strict=True):
+                row.update(values)
+    return result
+
+
+def _read(path: Path, limits: Limits) -> tuple[Any, str | None]:
+    """(image, None), or (None, why not)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, "not found"
+    except OSError as exc:
+        return None, f"{Reason.UNREADABLE.value} ({exc.strerror or type(exc).__name__})"
+    if not data:
+        return None, Reason.EMPTY.value
+    found = inspect_bytes(data, limits)
+    if isinstance(found, Reason):
+        return None, found.value
+    try:
+        return load_rgb(data), None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad bytes
+        return None, f"{Reason.CORRUPT.value} ({type(exc).__name__})"
+
+
+def columns(classes: list[str]) -> list[str]:
+    return ["path", "label", *(f"p_{c}" for c in classes), "error"]
+
+
+def write(result: PredictResult, output: Path | None) -> None:
+    """The rows as CSV on stdout, or atomically to a .csv or .json file."""
+    import csv
+    import sys
+
+    from imgclf.atomic import write_json
+    from imgclf.manifest import write_csv
+
+    names = columns(result.classes)
+    # Six decimals in CSV; JSON keeps the numbers and leaves empty fields out.
+    rows = [{c: f"{v:.6f}" if isinstance(v := row.get(c, ""), float) else v for c in names} for row in result.rows]
+    if output is None:
+        writer = csv.DictWriter(sys.stdout, fieldnames=names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif output.suffix == ".json":
+        write_json(output, [{k: v for k, v in row.items() if v != ""} for row in result.rows])
+    else:
+        write_csv(output, rows, names)

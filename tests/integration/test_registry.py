@@ -1,0 +1,277 @@
+"""The model registry on a real MLflow sqlite store in tmp_path: registration, the gate,
+promote and rollback, predict, concurrent registrations and the served model."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from test_mlflow_server import free_port
+
+from images import write
+from imgclf import demo, registry
+from imgclf.data import read_csv
+from imgclf.manifest import write_csv
+from imgclf.params import Params, load_params
+from imgclf.stages import evaluate, register, train
+from pipeline import make_project, run_pipeline
+from runner import imgclf
+
+pytestmark = pytest.mark.slow
+
+NAME = "catdog-cnn"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Params]:
+    """The demo's cats and dogs through every stage once (3 epochs): version 1, the champion."""
+    root = tmp_path_factory.mktemp("registry")
+    demo.export(("cat", "dog"), root / "data" / "raw")
+    settings = {"train": {"epochs": 3, "batch_size": 32}, "register": {"min_metrics": {"f1": 0.8}}}
+    (root / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        params = load_params(root / "params.yaml")
+        run_pipeline(params)
+    yield params
+
+
+def client_of(params: Params) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{params.root / 'mlruns' / 'mlflow.db'}")
+
+
+def models_of(params: Params) -> registry.Registry:
+    return registry.Registry(client_of(params), NAME)
+
+
+def promotion_of(params: Params) -> dict:
+    return json.loads(params.path("promotion").read_text(encoding="utf-8"))
+
+
+def test_first_model_becomes_champion_with_provenance(project: Params) -> None:
+    models = models_of(project)
+    assert [str(v.version) for v in models.versions()] == ["1"]
+    assert models.aliases() == {"champion": "1"}  # promoted, so no longer the challenger
+    version = models.version("1")
+    saved = json.loads(project.path("run").read_text(encoding="utf-8"))
+    metrics = json.loads(project.path("metrics").read_text(encoding="utf-8"))
+    assert version.run_id == saved["run_id"]
+    assert version.tags["content_hash"] == registry.content_hash(project.path("model"))
+    assert version.tags["test_f1"] == f"{metrics['f1']:.4f}" and float(version.tags["test_f1"]) >= 0.8
+    assert {"git_commit", "data_raw_md5", "data_split_md5", "params_digest"} <= version.tags.keys()
+    assert version.tags["gate_decision"] == "champion" and "no champion to beat" in version.tags["gate_reasons"]
+    assert "test F1" in version.description
+    assert [entry["version"] for entry in models.history()] == ["1"]
+
+    promotion = promotion_of(project)
+    assert promotion["decision"] == "champion" and promotion["version"] == "1" and promotion["champion"] is None
+    card = project.path("model_card").read_text(encoding="utf-8")
+    assert f"# Model card: {NAME} version 1" in card and "decision: **champion**" in card
+
+
+def test_the_same_model_is_never_a_second_version(project: Params) -> None:
+    result = register.run(project)
+    assert result.promotion["decision"] == "unchanged" and result.promotion["version"] == "1"
+    assert [str(v.version) for v in models_of(project).versions()] == ["1"]
+    assert models_of(project).champion() == "1"
+
+
+def test_a_worse_model_stays_challenger_then_promote_and_rollback(project: Params) -> None:
+    # One epoch on shuffled labels: a real model, and a bad one.
+    listed = project.path("augment_list")
+    rows = read_csv(listed)
+    labels = [r["label"] for r in rows]
+    random.Random(0).shuffle(labels)
+    write_csv(listed, ({**r, "label": label} for r, label in zip(rows, labels, strict=True)), list(rows[0]))
+    worse = project.model_copy(update={"train": project.train.model_copy(update={"epochs": 1})})
+    train.run(worse)
+    evaluate.run(worse)
+    promotion = register.run(worse).promotion
+
+    assert promotion["version"] == "2" and promotion["decision"] == "challenger" and not promotion["promoted"]
+    assert promotion["champion"]["version"] == "1" and promotion["champion"]["f1"] >= 0.8
+    assert any("does not beat the champion" in reason for reason in promotion["reasons"])
+    models = models_of(project)
+    assert models.aliases() == {"champion": "1", "challenger": "2"}
+    assert models.version("2").tags["gate_decision"] == "challenger"
+    assert "decision: **challenger**" in project.path("model_card").read_text(encoding="utf-8")
+
+    listing = imgclf("models", cwd=project.root)
+    assert listing.returncode == 0 and "challenger" in listing.stdout and "champion" in listing.stdout
+
+    promoted = imgclf("promote", "2", "--reason", "checking the pipeline", cwd=project.root)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "version 2 is champion (was 1)" in promoted.stdout
+    assert models.aliases() == {"champion": "2"}
+    assert models.version("2").tags["champion_reason"] == "manual: checking the pipeline"
+    assert [e["version"] for e in models.history()] == ["1", "2"]
+
+    rolled = imgclf("rollback", cwd=project.root)
+    assert rolled.returncode == 0, rolled.stderr
+    assert "champion is version 1 again (was 2)" in rolled.stdout
+    assert models.champion() == "1" and [e["version"] for e in models.history()] == ["1"]
+
+    again = imgclf("rollback", cwd=project.root)
+    assert again.returncode == 1 and again.stderr.startswith("error: ") and "no earlier champion" in again.stderr
+    unknown = imgclf("promote", "9", "--reason", "x", cwd=project.root)
+    assert unknown.returncode == 1 and "no version '9'" in unknown.stderr
+    assert models.champion() == "1"
+
+
+def jpeg(path: Path) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_predict_labels_good_files_and_names_bad_ones(project: Params, tmp_path: Path) -> None:
+    raw = project.path("raw")
+    folder = tmp_path / "incoming"
+    for i, source in enumerate(sorted((raw / "cat").glob("*.png"))[:3] + sorted((raw / "dog").glob("*.png"))[:3]):
+        write(folder / "nested" / f"{i}.jpg" if i % 2 else folder / source.name, jpeg(source))
+    write(folder / "notes.txt", b"not an image")
+    write(folder / "empty.png", b"")
+    write(folder / "cut.png", (raw / "cat" / "cat_0000.png").read_bytes()[:60])
+    write(folder / ".DS_Store", b"clutter")
+
+    out = tmp_path / "labels.csv"
+    result = imgclf("predict", folder, tmp_path / "missing.jpg", "--output", out, cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    assert "6 images labelled, 4 failed" in result.stderr
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert len(rows) == 10 and ".DS_Store" not in rows
+    assert {rows[n]["error"] for n in ("notes.txt", "empty.png", "cut.png", "missing.jpg")} == {
+        "not_an_image", "empty", "truncated", "not found",
+    }  # fmt: skip
+    good = [r for r in rows.values() if not r["error"]]
+    assert all(r["label"] in {"cat", "dog"} and abs(float(r["p_cat"]) + float(r["p_dog"]) - 1) < 1e-4 for r in good)
+    named = [r for r in good if "_" in Path(r["path"]).name]  # cat_0000.png ...: the name says the class
+    assert len(named) == 3 and sum(r["label"] == Path(r["path"]).name.split("_")[0] for r in named) >= 2
+
+    # A local model file, JSON output; a run where nothing is an image fails.
+    as_json = tmp_path / "labels.json"
+    local = imgclf("predict", folder, "--model", project.path("model"), "--output", as_json, cwd=project.root)
+    assert local.returncode == 0, local.stderr
+    assert len(json.loads(as_json.read_text(encoding="utf-8"))) == 9
+    nothing = imgclf("predict", folder / "notes.txt", cwd=project.root)
+    assert nothing.returncode == 1 and "0 images labelled, 1 failed" in nothing.stderr
+    assert nothing.stdout.splitlines()[1].endswith(",not_an_image")
+
+
+def post(url: str, payload: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_served_champion_answers_a_posted_jpeg(project: Params) -> None:
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("imgclf")), "serve", "--port", str(port)]
+    server = subprocess.Popen(
+        command, cwd=project.root, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"serve did not start: {server.stdout.read().decode()[-3000:]}") from None  # type: ignore[union-attr]
+                time.sleep(1)
+        dog = sorted((project.path("raw") / "dog").glob("*.png"))[0]
+        image = base64.b64encode(jpeg(dog)).decode()
+        status, answer = post(f"{url}/invocations", {"dataframe_split": {"columns": ["image"], "data": [[image]]}})
+        assert status == 200, answer
+        [prediction] = answer["predictions"]
+        assert prediction["label"] == "dog" and abs(prediction["p_cat"] + prediction["p_dog"] - 1) < 1e-6
+
+        pixels = Image.open(dog).convert("RGB").resize((40, 30))
+        status, answer = post(f"{url}/invocations", {"inputs": [np.asarray(pixels).tolist()]})
+        assert status == 200 and answer["predictions"][0]["label"] in {"cat", "dog"}
+
+        status, answer = post(f"{url}/invocations", {"dataframe_split": {"columns": ["image"], "data": [["aGk="]]}})
+        assert status == 400 and "image 0: not a readable image" in answer["message"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def test_concurrent_registrations_keep_every_version_and_one_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two projects share one store; each registers three times at once; then a promote and a
+    rollback race."""
+    store = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
+    (tmp_path / "shared").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    projects = []
+    for seed in (1, 2):
+        params = make_project(tmp_path / f"p{seed}", ("cat", "dog"), train={"seed": seed})
+        run_pipeline(params)
+        params.path("promotion").unlink()
+        projects.append(params)
+    # Start from nothing registered, as two fresh pipelines would.
+    client = mlflow.MlflowClient(tracking_uri=store)
+    client.delete_registered_model(NAME)
+
+    command = [str(Path(sys.executable).with_name("imgclf")), "register"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    running = [
+        subprocess.Popen(command, cwd=p.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for p in projects * 3
+    ]
+    results = [(r.wait(timeout=300), *r.communicate()) for r in running]
+    assert [code for code, _, _ in results] == [0] * 6, [err for _, _, err in results]
+
+    models = registry.Registry(client, NAME)
+    versions = models.versions()
+    hashes = [v.tags["content_hash"] for v in versions]
+    assert len(versions) == 2 and len(set(hashes)) == 2  # one version per model, none lost
+    assert {registry.content_hash(p.path("model")) for p in projects} == set(hashes)
+    # Of each three, one process registered and the others found the version already there.
+    assert [out.split(": ")[2].split()[0] for _, out, _ in results].count("unchanged") == 4
+    champion = models.champion()
+    assert champion is not None and models.history()[-1]["version"] == champion
+
+    # A manual promote and a rollback at the same time: serialised, history and alias agree.
+    other = next(str(v.version) for v in versions if str(v.version) != champion)
+    running = [
+        subprocess.Popen(c, cwd=projects[0].root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in (
+            [*command[:1], "promote", other, "--reason", "race"],
+            [*command[:1], "rollback"],
+        )
+    ]
+    finished = [(r.wait(timeout=300), r.communicate()[1]) for r in running]
+    # Either order is fine (a rollback first can make the promote a no-op, "already the
+    # champion"); a failure is one clear line, never a crash.
+    assert any(code == 0 for code, _ in finished), finished
+    assert all(code == 0 or (code == 1 and err.startswith("error: ")) for code, err in finished), finished
+    assert models.champion() == models.history()[-1]["version"]
+    assert len(models.versions()) == 2
