@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,15 +141,43 @@ def read_images(model_input: Any) -> list[np.ndarray]:
 
 
 def load_pyfunc(uri: str) -> Any:
-    """The Python object behind a pyfunc model URI (for imgclf models, an ``ImageClassifier``).
-
-    MLflow asks for type hints on predict when it loads the model; ours has none on
-    purpose (see mlflow_model.py), so that warning is dropped here.
-    """
-    import warnings
-
+    """The Python object behind a pyfunc model URI (for imgclf models, an ``ImageClassifier``
+    whose ``classifier`` is a Classifier)."""
     import mlflow.pyfunc
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Tt]ype hint", category=UserWarning)
-        return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+
+
+def log_model(model_file: Path, classes_file: Path) -> str:
+    """Log the served model to the active run: imgclf/mlflow_model.py with the Keras file
+    and classes.json as artifacts, and the imgclf package as its code, so the model loads
+    wherever its pip requirements are installed. Returns its models:/ URI."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    import imgclf
+
+    package = Path(imgclf.__file__).parent
+    # Explicit requirements: inferring them would load the model in a subprocess (~16 s)
+    # or, in a uv project, export every dependency of the pipeline.
+    requirements = [
+        f"{name}=={version(name)}" for name in ("tensorflow", "keras", "mlflow", "numpy", "pandas", "pillow")
+    ]
+    saved = os.environ.get("MLFLOW_LOG_UV_FILES")
+    # Without this MLflow copies the project's uv.lock (the whole pipeline's) into the model.
+    os.environ["MLFLOW_LOG_UV_FILES"] = "false"
+    try:
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(package / "mlflow_model.py"),
+            artifacts={KERAS_ARTIFACT: str(model_file), CLASSES_ARTIFACT: str(classes_file)},
+            code_paths=[str(package)],
+            pip_requirements=requirements,
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_LOG_UV_FILES", None)
+        else:
+            os.environ["MLFLOW_LOG_UV_FILES"] = saved
+    return str(info.model_uri)

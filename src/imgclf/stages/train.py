@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from imgclf.data import Examples, read_csv, split_examples
 from imgclf.errors import StageInputError
 from imgclf.manifest import read_manifest, write_csv
 from imgclf.params import Params
+from imgclf.serving import log_model
 
 log = logging.getLogger(__name__)
 
@@ -204,45 +203,6 @@ def _save_outputs(params: Params, model: Any, classes: list[str], history: list[
 
     mlflow.log_figure(history_plot(history), "plots/train_history.png")
     mlflow.log_artifact(str(params.path("classes")))
-    uri = log_pyfunc(path, params.path("classes"))
+    uri = log_model(path, params.path("classes"))
     log.info("model saved to %s and logged as %s; %s", path, uri, json.dumps({"classes": classes}))
     return uri
-
-
-def log_pyfunc(model_file: Path, classes_file: Path) -> str:
-    """Log the served model to the active run: imgclf/mlflow_model.py with the Keras file
-    and classes.json as artifacts, and the imgclf package as its code, so the model loads
-    wherever its pip requirements are installed. Returns its models:/ URI."""
-    from importlib.metadata import version
-
-    import mlflow
-
-    import imgclf
-    from imgclf import serving
-
-    package = Path(imgclf.__file__).parent
-    # Explicit requirements: inferring them would load the model in a subprocess (~16 s)
-    # or, in a uv project, export every dependency of the pipeline.
-    requirements = [
-        f"{name}=={version(name)}" for name in ("tensorflow", "keras", "mlflow", "numpy", "pandas", "pillow")
-    ]
-    saved = os.environ.get("MLFLOW_LOG_UV_FILES")
-    # Without this MLflow copies the project's uv.lock (the whole pipeline's) into the model.
-    os.environ["MLFLOW_LOG_UV_FILES"] = "false"
-    try:
-        with warnings.catch_warnings():
-            # The predict method has no type hints on purpose (see mlflow_model.py).
-            warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(package / "mlflow_model.py"),
-                artifacts={serving.KERAS_ARTIFACT: str(model_file), serving.CLASSES_ARTIFACT: str(classes_file)},
-                code_paths=[str(package)],
-                pip_requirements=requirements,
-            )
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_LOG_UV_FILES", None)
-        else:
-            os.environ["MLFLOW_LOG_UV_FILES"] = saved
-    return str(info.model_uri)
