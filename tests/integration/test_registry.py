@@ -135,6 +135,23 @@ def test_a_worse_model_stays_challenger_then_promote_and_rollback(project: Param
     assert models.champion() == "1"
 
 
+def test_a_registration_killed_before_its_gate_is_gated_on_the_next_run(tmp_path: Path) -> None:
+    params = make_project(tmp_path, ("cat", "dog"))
+    run_pipeline(params)
+    models = models_of(params)
+    models.client.delete_registered_model(NAME)
+    # What a kill between creating the version and running the gate leaves behind.
+    saved = json.loads(params.path("run").read_text(encoding="utf-8"))
+    models.ensure("")
+    tags = {"content_hash": registry.content_hash(params.path("model"))}
+    models.create(saved["model_uri"], saved["run_id"], tags, "")
+
+    promotion = register.run(params).promotion
+    assert promotion["decision"] == "champion" and promotion["version"] == "1"
+    assert models.version("1").tags["gate_decision"] == "champion" and models.champion() == "1"
+    assert register.run(params).promotion["decision"] == "unchanged"
+
+
 def jpeg(path: Path) -> bytes:
     buffer = io.BytesIO()
     Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=95)

@@ -69,14 +69,17 @@ def run(params: Params) -> RegisterResult:
     with registry.decision_lock(tracking.tracking_uri(params)):
         models.ensure("Image classifier trained by imgclf. Aliases: champion (what to serve), challenger "
                       "(the newest version the gate did not promote).")  # fmt: skip
-        existing = models.find(model_hash)
-        created = None if existing else models.create(saved["model_uri"], saved["run_id"], tags, describe(params, tags))
-        if created is None:  # already a version, or registered meanwhile from another machine
-            outcome = _unchanged(models, existing or models.find(model_hash))
-        else:
-            outcome = _gate(
-                models, str(created.version), metrics, _score_champion(models, candidate, test, params), cfg
-            )
+        version = models.find(model_hash)
+        if version is None:
+            version = models.create(saved["model_uri"], saved["run_id"], tags, describe(params, tags))
+            # None: a process on another machine registered the same model meanwhile.
+            version = version or models.find(model_hash)
+        if version is not None and "gate_decision" not in version.tags and str(version.version) != models.champion():
+            # New, or registered by a run that died before its gate.
+            champion = _score_champion(models, candidate, test, params)
+            outcome = _gate(models, str(version.version), metrics, champion, cfg)
+        else:  # registered and gated (or promoted by hand) before
+            outcome = _unchanged(models, version)
 
     promotion = {
         "model_name": cfg.model_name,
