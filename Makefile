@@ -11,6 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= true
 export GX_ANALYTICS_ENABLED ?= false
 export DVC_NO_ANALYTICS ?= 1
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: install run test test-fast lint bench ui serve
 
@@ -37,8 +38,8 @@ test-fast: install
 	$(RUN) pytest tests/unit
 
 lint: install
-	$(RUN) ruff check src tests bench
-	$(RUN) ruff format --check src tests bench
+	$(RUN) ruff check src pipelines tests bench
+	$(RUN) ruff format --check src pipelines tests bench
 	$(RUN) mypy
 
 ## Speed and memory figures (printed; see README and bench/README.md).

@@ -17,6 +17,8 @@ os.environ.update(
         "DO_NOT_TRACK": "true",
         "GX_ANALYTICS_ENABLED": "false",
         "DVC_NO_ANALYTICS": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
     }
 )
 

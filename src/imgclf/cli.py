@@ -315,6 +315,26 @@ def ui(
     raise typer.Exit(subprocess.call(command, env=env))
 
 
+@app.command("run")
+def run_flow(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option(help="Rerun every stage, changed or not.")] = False,
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", "-s", help="Only this stage (repeatable), in pipeline order.")
+    ] = None,
+    push: Annotated[bool, typer.Option(help="After success, `dvc push` to the default remote.")] = False,
+) -> None:
+    """Run the pipeline once as the Prefect flow training-pipeline (PREFECT_API_URL, or a temporary server)."""
+    from imgclf import orchestration
+
+    def step() -> dict[str, str]:
+        params = _params(ctx)
+        return orchestration.run_flow(params, ctx.obj.params.resolve(), force=force, stages=stage, push=push)
+
+    outcome = _call(ctx, step)
+    out.print("run: " + ", ".join(f"{name} {what}" for name, what in outcome.items()))
+
+
 @app.command()
 def serve(
     ctx: typer.Context,

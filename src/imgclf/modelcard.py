@@ -32,9 +32,7 @@ def render(
     rows = [f"| **{c}** | " + " | ".join(str(v) for v in confusion[i]) + " |" for i, c in enumerate(classes)]
     numbers = [f"| {k} | {v:.4f} |" for k, v in flat_metrics(metrics).items() if k != "test_images"]
     uri = tracking.tracking_uri(params)
-    # A server has its own UI; the local store's is the one `make ui` starts.
-    ui = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    link = f"{ui}/#/experiments/{run['experiment_id']}/runs/{run['run_id']}"
+    link = tracking.run_link(params, run["experiment_id"], run["run_id"])
     champion = promotion.get("champion")
     return "\n".join(
         [

@@ -192,6 +192,15 @@ class Tracking(_Section):
     experiment: str = "imgclf"
 
 
+class Orchestrate(_Section):
+    """The Prefect flow (`imgclf run`, `imgclf schedule`)."""
+
+    # Transient faults only (a tracking server that does not answer, a crash without a
+    # diagnosis); a stage that names its failure (bad data, bad params) is never retried.
+    retries: int = Field(2, ge=0, le=10)
+    retry_delay: float = Field(10.0, ge=0, le=3600)  # seconds before the first retry; doubled for each next one
+
+
 class Params(_Section):
     """The whole params.yaml; ``root`` is the folder paths are relative to."""
 
@@ -206,6 +215,7 @@ class Params(_Section):
     # "register" is ABCMeta's method name on every model class, hence the alias.
     registry: Register = Field(Register(), alias="register")
     tracking: Tracking = Tracking()
+    orchestrate: Orchestrate = Orchestrate()
     root: Path = Field(Path(), exclude=True)
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)

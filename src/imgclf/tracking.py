@@ -136,12 +136,12 @@ def provenance(params: Params) -> dict[str, str]:
     return {
         "git_commit": commit or "unknown",
         "git_dirty": "unknown" if status is None else str(bool(status)).lower(),
-        "data_raw_md5": _dvc_md5(root / f"{params.paths.raw}.dvc"),
+        "data_raw_md5": dvc_md5(root / f"{params.paths.raw}.dvc"),
         "data_split_md5": _file_md5(params.path("split")),
     }
 
 
-def _dvc_md5(dvc_file: Path) -> str:
+def dvc_md5(dvc_file: Path) -> str:
     """The md5 DVC recorded for a `dvc add`-ed folder, or "untracked"."""
     try:
         outs = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["outs"]
@@ -157,6 +157,13 @@ def _file_md5(path: Path) -> str:
         for block in iter(lambda: src.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def run_link(params: Params, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI: a server's own, or the one `make ui` starts for the local store."""
+    uri = tracking_uri(params)
+    ui = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def save_run(params: Params, run: Run, model_uri: str) -> None:

@@ -1,0 +1,100 @@
+"""The pipeline as a Prefect flow ``training-pipeline``: one task per dvc.yaml stage.
+
+Wiring only. Each task reproduces its stage through DVC (imgclf.orchestration), so
+dvc.lock stays the one record, an unchanged stage is skipped, and `dvc status` is
+clean afterwards; the reports become artifacts in the Prefect UI. Run it with
+`imgclf run`, or `python pipelines/training_flow.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from imgclf import flowreports, orchestration, tracking
+from imgclf.data import read_csv
+from imgclf.errors import ParamsError
+from imgclf.params import Params, load_params
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry unless the stage named its failure (bad data or params will fail again)."""
+    failure = state.result(raise_on_failure=False)
+    return not (isinstance(failure, orchestration.StageFailed) and failure.diagnosed)
+
+
+@task(name="data-version", cache_policy=NO_CACHE)
+def record_data(root: str, raw: str) -> bool:
+    return orchestration.record_data(Path(root), raw)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="{stage}", retry_condition_fn=retry_transient)
+def run_stage(stage: str, root: str, force: bool) -> bool:
+    ran = orchestration.reproduce(Path(root), stage, force)
+    get_run_logger().info("%s: %s", stage, "ran" if ran else "unchanged, skipped")
+    return ran
+
+
+@task(cache_policy=NO_CACHE, task_run_name="publish-{stage}")
+def publish(stage: str, params_file: str) -> None:
+    """The stage's report as an artifact (keys: lower-case and dashes)."""
+    params = load_params(Path(params_file))
+
+    def read(key: str) -> Any:
+        return json.loads(params.path(key).read_text(encoding="utf-8"))
+
+    if stage == "validate":
+        create_markdown_artifact(flowreports.validation_markdown(read("validation_report")), key="validation-summary")
+    elif stage == "evaluate":
+        create_table_artifact(flowreports.metrics_table(read("metrics")), key="test-metrics")
+        run = read("run")
+        link = tracking.run_link(params, run["experiment_id"], run["run_id"])
+        pairs = ((r["actual"], r["predicted"]) for r in read_csv(params.path("confusion_matrix")))
+        create_markdown_artifact(flowreports.confusion_markdown(pairs, link), key="confusion-matrix")
+    elif stage == "register":
+        create_markdown_artifact(flowreports.promotion_markdown(read("promotion")), key="promotion-decision")
+
+
+@flow(name="training-pipeline")
+def training_pipeline(
+    params_file: str = "params.yaml", force: bool = False, stages: list[str] | None = None, push: bool = False
+) -> dict[str, str]:
+    """Validate, split, augment, train, evaluate and register, each through DVC.
+
+    Args:
+        params_file: the project's params.yaml; its folder is the DVC repo.
+        force: rerun every selected stage even if unchanged.
+        stages: a subset of the stages, in pipeline order (default: all).
+        push: after success, `dvc push` when a default remote is configured.
+
+    Returns:
+        stage -> "ran" | "skipped". A failed stage raises, so the flow ends Failed with
+        its message and no later stage (registration included) runs.
+    """
+    params: Params = load_params(Path(params_file))
+    unknown = sorted(set(stages or ()) - set(orchestration.STAGES))
+    if unknown:
+        raise ParamsError(f"stages: unknown {unknown}; choose from {list(orchestration.STAGES)}")
+    root, cfg = str(params.root), params.orchestrate
+    delays = [cfg.retry_delay * 2**attempt for attempt in range(cfg.retries)]  # exponential backoff
+    stage_task = run_stage.with_options(retries=cfg.retries, retry_delay_seconds=delays or 0)
+    record_data(root, params.paths.raw)
+    outcome: dict[str, str] = {}
+    for stage in orchestration.STAGES:
+        if stages and stage not in stages:
+            continue
+        outcome[stage] = "ran" if stage_task(stage, root, force) else "skipped"
+        publish(stage, params_file)
+    if push:
+        pushed = orchestration.push(params.root)
+        outcome["push"] = "no default remote" if pushed is None else f"{pushed} files"
+    return outcome
+
+
+if __name__ == "__main__":
+    training_pipeline()

@@ -1,0 +1,64 @@
+"""What the Prefect flow shows in its UI: the stages' reports as markdown and tables (pure)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from imgclf.scoring import flat_metrics
+
+
+def validation_markdown(report: Mapping[str, Any]) -> str:
+    files = report["files"]
+    reasons = [f"| {reason} | {count} |" for reason, count in report["by_reason"].items() if count]
+    checks = [
+        f"| {name} | {'pass' if e['success'] else '**fail**'} | {e.get('observed', '')} |"
+        for name, e in report["expectations"].items()
+    ]
+    return "\n".join(
+        [
+            f"# Validation: {'passed' if report['success'] else 'FAILED'}",
+            "",
+            f"{files['candidates']} files: {files['ok']} ok, {files['excluded']} excluded, {files['skipped']} skipped.",
+            "",
+            *(["| excluded because | files |", "| --- | --- |", *reasons, ""] if reasons else []),
+            "| expectation | result | observed |",
+            "| --- | --- | --- |",
+            *checks,
+        ]
+    )
+
+
+def metrics_table(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"metric": k, "value": round(v, 4)} for k, v in flat_metrics(dict(metrics)).items()]
+
+
+def confusion_markdown(pairs: Iterable[tuple[str, str]], run_link: str) -> str:
+    """A confusion matrix from (actual, predicted) pairs, and where the run is."""
+    counts = Counter(pairs)
+    classes = sorted({c for pair in counts for c in pair})
+    rows = [f"| **{a}** | " + " | ".join(str(counts[(a, p)]) for p in classes) + " |" for a in classes]
+    return "\n".join(
+        [
+            "# Confusion matrix (test split)",
+            "",
+            "| actual \\ predicted | " + " | ".join(classes) + " |",
+            "| --- | " + " | ".join("---" for _ in classes) + " |",
+            *rows,
+            "",
+            f"MLflow run: [{run_link}]({run_link})",
+        ]
+    )
+
+
+def promotion_markdown(promotion: Mapping[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"# {promotion['model_name']} version {promotion['version']}: {promotion['decision']}",
+            "",
+            promotion["summary"],
+            "",
+            *(f"- {reason}" for reason in promotion["reasons"]),
+        ]
+    )

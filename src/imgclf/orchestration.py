@@ -1,0 +1,154 @@
+"""Running dvc.yaml stages one at a time through DVC, for the Prefect flow.
+
+Each stage runs through the DVC Python API (``reproduce`` of that single stage), so
+dvc.lock stays the one record of what ran on which data, and a stage whose deps and
+params are unchanged is skipped. The stage's stderr still reaches the terminal, and
+its own one-line ``error: ...`` becomes the failure's message. DVC resolves some
+paths against the working directory, so each call runs inside the project folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import chdir, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imgclf.errors import ImgclfError
+from imgclf.params import Params
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+STAGES = ("validate", "split", "augment", "train", "evaluate", "register")
+FLOW_FILE = "pipelines/training_flow.py"  # relative to the project root; also the deployments' entrypoint
+
+
+class StageFailed(ImgclfError):
+    """A stage exited non-zero. ``diagnosed``: it named its failure (an ``error:`` line from
+    the CLI: bad data, bad params, missing inputs), which a retry cannot fix."""
+
+    def __init__(self, stage: str, message: str, diagnosed: bool) -> None:
+        super().__init__(f"stage {stage} failed: {message}")
+        self.stage, self.diagnosed = stage, diagnosed
+
+
+@contextmanager
+def _in_project(root: Path) -> Iterator[Repo]:
+    """The project's DVC repo, with the project as working directory (DVC resolves some
+    paths against it) and DVC's messages printed once, by DVC's own handler."""
+    import logging
+
+    from dvc.repo import Repo
+
+    logging.getLogger("dvc").propagate = False
+    with chdir(root), Repo(str(root)) as repo:
+        yield repo
+
+
+def run_flow(params: Params, params_file: Path, **options: object) -> dict[str, str]:
+    """Run the project's flow (FLOW_FILE) once and wait; its outcome per stage.
+
+    Raises:
+        ImgclfError: the failed stage's own message (the flow run ends Failed).
+    """
+    import importlib.util
+
+    tracking_quiet()
+    path = params.root / FLOW_FILE
+    spec = importlib.util.spec_from_file_location("training_flow", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ImgclfError(f"{path}: no flow file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    state = module.training_pipeline(params_file=str(params_file), return_state=True, **options)
+    if not state.is_completed():
+        failure = state.result(raise_on_failure=False)
+        if isinstance(failure, ImgclfError):
+            raise failure
+        raise ImgclfError(f"the flow ended {state.name}: {state.message}")
+    return dict(state.result())
+
+
+def tracking_quiet() -> None:
+    """Telemetry off for Prefect's server too (MLflow's and GX's via tracking)."""
+    from imgclf.tracking import quiet_telemetry
+
+    quiet_telemetry()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def record_data(root: Path, raw: str) -> bool:
+    """``dvc add`` the raw folder, so every model points at a versioned data set; True if
+    its content changed since the last recorded version (or none was recorded)."""
+    from imgclf.tracking import dvc_md5
+
+    pointer = root / f"{raw}.dvc"
+    before = dvc_md5(pointer)
+    with _in_project(root) as repo:
+        repo.add(raw)  # re-hashes only files whose size or mtime changed (DVC's state cache)
+    return dvc_md5(pointer) != before
+
+
+def reproduce(root: Path, stage: str, force: bool = False) -> bool:
+    """Run one dvc.yaml stage if its deps or params changed (or ``force``); True if it ran.
+
+    Raises:
+        StageFailed: with the stage's own error line when it printed one.
+    """
+    from dvc.exceptions import ReproductionError
+
+    # dvc.yaml calls `imgclf`: this environment's, whatever PATH the caller has.
+    scripts = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != scripts:
+        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+    with _tee_stderr() as captured:
+        try:
+            with _in_project(root) as repo:
+                ran = repo.reproduce(targets=[stage], single_item=True, force=force)
+        except ReproductionError as exc:
+            lines = [line.strip() for line in "".join(captured).splitlines() if line.strip()]
+            errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+            # Without an error line: the command's last words, or what DVC says (exit code).
+            message = errors[-1] if errors else (lines[-1] if lines else str(exc.__cause__ or exc))
+            raise StageFailed(stage, message, diagnosed=bool(errors)) from None
+    return bool(ran)
+
+
+def push(root: Path) -> int | None:
+    """``dvc push`` to the default remote; None when no default remote is configured."""
+    with _in_project(root) as repo:
+        if not repo.config["core"].get("remote"):
+            return None
+        return int(repo.push())
+
+
+@contextmanager
+def _tee_stderr() -> Iterator[list[str]]:
+    """File descriptor 2 (the stage command's stderr too) copied into a list while still
+    written to the real stderr."""
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    saved = os.dup(2)
+    captured: list[str] = []
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as source:
+            for chunk in iter(lambda: source.read1(65536), b""):
+                os.write(saved, chunk)
+                captured.append(chunk.decode(errors="replace"))
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield captured
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the last write end: the pump sees end of file
+        thread.join(timeout=30)
+        os.close(saved)

@@ -1,0 +1,110 @@
+"""The Prefect flow `training-pipeline` end to end, against a real (temporary) Prefect server:
+every stage through DVC in a git + DVC repo in tmp_path, artifacts, a no-op rerun, and the
+failure path."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+from prefect.testing.utilities import prefect_test_harness
+
+from dvcrepo import copy_project, init_repo, sh
+from images import class_folder, write
+from imgclf.errors import ImgclfError
+from imgclf.orchestration import STAGES, run_flow
+from imgclf.params import load_params
+from pipeline import TINY
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_server() -> Iterator[None]:
+    # A fresh SQLite database is migrated first: over a minute on 2 cores.
+    with prefect_test_harness(server_startup_timeout=300):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def local_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def project(root: Path) -> Path:
+    repo = copy_project(root)
+    settings = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))  # dvc.yaml needs its paths
+    for section, values in {**TINY, "orchestrate": {"retries": 0}}.items():
+        settings[section] = {**settings.get(section, {}), **values}
+    (repo / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    init_repo(repo)
+    return repo
+
+
+def flow_run_state(outcome_run_id: str) -> str:
+    with get_client(sync_client=True) as client:
+        return str(client.read_flow_run(outcome_run_id).state_name)
+
+
+def test_the_flow_runs_every_stage_then_skips_them_all(tmp_path: Path) -> None:
+    repo = project(tmp_path / "project")
+    for seed, label in enumerate(("cat", "dog"), start=1):
+        class_folder(repo / "data" / "raw", label, 30, seed=seed)
+    params = load_params(repo / "params.yaml")
+
+    outcome = run_flow(params, repo / "params.yaml")
+    assert outcome == dict.fromkeys(STAGES, "ran")
+    # The new images were recorded (dvc add) and every stage is in dvc.lock: nothing is pending.
+    assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=repo).stdout
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    assert set(lock["stages"]) == set(STAGES)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias("catdog-cnn", "champion").version) == "1"
+
+    with get_client(sync_client=True) as prefect:
+        [flow_run] = prefect.read_flow_runs(limit=1, sort="EXPECTED_START_TIME_DESC")  # type: ignore[arg-type]
+        assert flow_run.state_name == "Completed"
+        tasks = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+        assert {t.name for t in tasks} >= set(STAGES) and all(t.state_name == "Completed" for t in tasks)
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {"validation-summary", "test-metrics", "confusion-matrix", "promotion-decision"}
+    assert "# Validation: passed" in str(by_key["validation-summary"].data)
+    assert "f1" in str(by_key["test-metrics"].data)
+    assert "http://127.0.0.1:5000/#/experiments/" in str(by_key["confusion-matrix"].data)
+    assert "version 1: champion" in str(by_key["promotion-decision"].data)
+
+    started = time.monotonic()
+    assert run_flow(params, repo / "params.yaml") == dict.fromkeys(STAGES, "skipped")
+    print(f"second flow run, nothing changed: {time.monotonic() - started:.1f} s")
+    assert len(client.search_model_versions("name='catdog-cnn'")) == 1
+
+
+def test_a_broken_data_set_fails_the_flow_at_validate_and_registers_nothing(tmp_path: Path) -> None:
+    repo = project(tmp_path / "broken")
+    for label in ("cat", "dog"):
+        for i in range(12):
+            write(repo / "data" / "raw" / label / f"{i}.png", b"\x89PNG\r\n\x1a\n" + bytes([i]) * 40)
+    params = load_params(repo / "params.yaml")
+
+    with pytest.raises(ImgclfError, match=r"^stage validate failed: validation failed") as failure:
+        run_flow(params, repo / "params.yaml")
+    assert "\n" not in str(failure.value)
+    with get_client(sync_client=True) as prefect:
+        [flow_run] = prefect.read_flow_runs(limit=1, sort="EXPECTED_START_TIME_DESC")  # type: ignore[arg-type]
+        assert flow_run.state_name == "Failed" and "stage validate failed" in str(flow_run.state.message)
+        tasks = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+    assert [t.name for t in tasks if t.state_name == "Failed"] == ["validate"]  # not retried, nothing after
+    assert {t.name for t in tasks} & {"split", "train", "register"} == set()
+    assert not (repo / "models" / "run.json").exists() and not (repo / "mlruns" / "mlflow.db").exists()
+    report = json.loads((repo / "reports" / "validation.json").read_text(encoding="utf-8"))
+    assert report["success"] is False
