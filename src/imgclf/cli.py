@@ -336,6 +336,23 @@ def run_flow(
 
 
 @app.command()
+def schedule(
+    ctx: typer.Context,
+    cron: Annotated[
+        str | None, typer.Option(help='Cron schedule, e.g. "0 3 * * *" [default: orchestrate.cron]')
+    ] = None,
+    interval: Annotated[int | None, typer.Option(min=10, help="Every N seconds instead of a cron schedule.")] = None,
+) -> None:
+    """Serve the flow as a scheduled Prefect deployment (until Ctrl-C); needs a Prefect server (PREFECT_API_URL)."""
+    from imgclf import orchestration
+
+    if cron and interval:
+        err.print("error: --cron and --interval: choose one")
+        raise typer.Exit(2)
+    _call(ctx, lambda: orchestration.serve(_params(ctx), ctx.obj.params.resolve(), cron, interval))
+
+
+@app.command()
 def serve(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Option(help="The model URI [default: models:/NAME@champion]")] = None,

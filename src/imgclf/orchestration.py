@@ -10,12 +10,13 @@ paths against the working directory, so each call runs inside the project folder
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import chdir, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgclf.errors import ImgclfError
 from imgclf.params import Params
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
 
 STAGES = ("validate", "split", "augment", "train", "evaluate", "register")
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b: ")
+# TensorFlow's C++ log lines (glog format: I0000 00:00:17... file.cc:31] ...), never the cause.
+_NATIVE_LOG = re.compile(r"^[IWEF]\d{4} |^WARNING: All log messages before absl")
 FLOW_FILE = "pipelines/training_flow.py"  # relative to the project root; also the deployments' entrypoint
 
 
@@ -49,28 +53,51 @@ def _in_project(root: Path) -> Iterator[Repo]:
         yield repo
 
 
+def load_flow(params: Params) -> Any:
+    """The project's flow ``training_pipeline``, imported from FLOW_FILE.
+
+    A true import (the file's folder on sys.path), not an exec of the file: a served
+    deployment runs each flow run in a child process that must import it by name.
+    """
+    import importlib
+
+    tracking_quiet()
+    path = params.root / FLOW_FILE
+    if not path.is_file():
+        raise ImgclfError(f"{path}: no flow file")
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")]))
+    return importlib.import_module(path.stem).training_pipeline
+
+
 def run_flow(params: Params, params_file: Path, **options: object) -> dict[str, str]:
-    """Run the project's flow (FLOW_FILE) once and wait; its outcome per stage.
+    """Run the project's flow once and wait; its outcome per stage.
 
     Raises:
         ImgclfError: the failed stage's own message (the flow run ends Failed).
     """
-    import importlib.util
-
-    tracking_quiet()
-    path = params.root / FLOW_FILE
-    spec = importlib.util.spec_from_file_location("training_flow", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise ImgclfError(f"{path}: no flow file")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    state = module.training_pipeline(params_file=str(params_file), return_state=True, **options)
+    state = load_flow(params)(params_file=str(params_file), return_state=True, **options)
     if not state.is_completed():
         failure = state.result(raise_on_failure=False)
         if isinstance(failure, ImgclfError):
             raise failure
         raise ImgclfError(f"the flow ended {state.name}: {state.message}")
     return dict(state.result())
+
+
+def serve(params: Params, params_file: Path, cron: str | None, interval: int | None) -> None:
+    """Serve the flow as the deployment ``training-pipeline/scheduled`` until interrupted.
+
+    Each scheduled run is a whole flow run: unchanged data and params train nothing.
+    """
+    every = interval or (None if cron else params.orchestrate.interval)
+    schedule: dict[str, Any] = {"interval": every} if every else {"cron": cron or params.orchestrate.cron}
+    flow = load_flow(params)
+    with chdir(params.root):  # the deployment's entrypoint is relative to the project
+        # limit=1: one run at a time; a second would find DVC's lock on the project taken.
+        flow.serve(name="scheduled", parameters={"params_file": str(params_file)}, limit=1, **schedule)
 
 
 def tracking_quiet() -> None:
@@ -111,9 +138,12 @@ def reproduce(root: Path, stage: str, force: bool = False) -> bool:
                 ran = repo.reproduce(targets=[stage], single_item=True, force=force)
         except ReproductionError as exc:
             lines = [line.strip() for line in "".join(captured).splitlines() if line.strip()]
+            lines = [line for line in lines if not _NATIVE_LOG.match(line)]
             errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
-            # Without an error line: the command's last words, or what DVC says (exit code).
-            message = errors[-1] if errors else (lines[-1] if lines else str(exc.__cause__ or exc))
+            # Without an error line: the traceback's last line (TensorFlow logs after it at
+            # exit), else the command's last words, else what DVC says (the exit code).
+            raised = [line for line in lines if _EXCEPTION.match(line)]
+            message = (errors or raised or lines or [str(exc.__cause__ or exc)])[-1]
             raise StageFailed(stage, message, diagnosed=bool(errors)) from None
     return bool(ran)
 

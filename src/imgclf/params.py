@@ -199,6 +199,10 @@ class Orchestrate(_Section):
     # diagnosis); a stage that names its failure (bad data, bad params) is never retried.
     retries: int = Field(2, ge=0, le=10)
     retry_delay: float = Field(10.0, ge=0, le=3600)  # seconds before the first retry; doubled for each next one
+    # `imgclf schedule`'s default: nightly at 03:00 (server time), when a retraining
+    # competes with nobody; `interval` (seconds) replaces the cron when set.
+    cron: str = Field("0 3 * * *", pattern=r"^\S+( \S+){4}$")
+    interval: int | None = Field(None, ge=10)
 
 
 class Params(_Section):

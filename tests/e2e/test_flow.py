@@ -5,7 +5,12 @@ failure path."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +18,15 @@ import mlflow
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
 from dvcrepo import copy_project, init_repo, sh
@@ -22,12 +35,13 @@ from imgclf.errors import ImgclfError
 from imgclf.orchestration import STAGES, run_flow
 from imgclf.params import load_params
 from pipeline import TINY
+from runner import free_port
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
-def prefect_server() -> Iterator[None]:
+def prefect_harness() -> Iterator[None]:
     # A fresh SQLite database is migrated first: over a minute on 2 cores.
     with prefect_test_harness(server_startup_timeout=300):
         yield
@@ -108,3 +122,64 @@ def test_a_broken_data_set_fails_the_flow_at_validate_and_registers_nothing(tmp_
     assert not (repo / "models" / "run.json").exists() and not (repo / "mlruns" / "mlflow.db").exists()
     report = json.loads((repo / "reports" / "validation.json").read_text(encoding="utf-8"))
     assert report["success"] is False
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`prefect server start` on 127.0.0.1 with its own home: unlike the test harness's
+    temporary server, it runs the scheduler. Its first start migrates a new database."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                os.killpg(server.pid, signal.SIGTERM)
+                raise RuntimeError(f"prefect server did not start: {server.stderr.read().decode()[-2000:]}") from None  # type: ignore[union-attr]
+            time.sleep(1)
+    yield url
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=60)
+
+
+def test_a_served_deployment_runs_on_its_interval(prefect_server: str, tmp_path: Path) -> None:
+    """`imgclf schedule --interval 10` against a real `prefect server`: a scheduled flow run
+    happens and completes the pipeline; then the process is stopped."""
+    repo = project(tmp_path / "scheduled")
+    for seed, label in enumerate(("cat", "dog"), start=1):
+        class_folder(repo / "data" / "raw", label, 30, seed=seed)
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    command = [str(Path(sys.executable).with_name("imgclf")), "schedule", "--interval", "10"]
+    served = subprocess.Popen(
+        command, cwd=repo, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline, completed, broken = time.monotonic() + 300, [], []
+        while not (completed or broken) and time.monotonic() < deadline and served.poll() is None:
+            time.sleep(3)
+            with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as prefect:
+                runs = prefect.read_flow_runs(
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["scheduled"]))
+                )
+            completed = [r for r in runs if r.state_name == "Completed"]
+            broken = [r for r in runs if r.state_name in ("Failed", "Crashed")]
+    finally:
+        if served.poll() is None:
+            os.killpg(served.pid, signal.SIGINT)
+        output = served.communicate(timeout=60)[0].decode(errors="replace")
+    assert not broken, f"{broken[0].state}:\n{output[-4000:]}"
+    assert completed, f"no scheduled run completed in 300 s:\n{output[-3000:]}"
+    assert completed[0].auto_scheduled
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    assert set(lock["stages"]) == set(STAGES)  # the scheduled run did the whole pipeline

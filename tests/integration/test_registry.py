@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_mlflow_server import free_port
 
 from images import write
 from imgclf import demo, registry
@@ -32,7 +31,7 @@ from imgclf.manifest import write_csv
 from imgclf.params import Params, load_params
 from imgclf.stages import evaluate, register, train
 from pipeline import make_project, run_pipeline
-from runner import imgclf
+from runner import free_port, imgclf
 
 pytestmark = pytest.mark.slow
 
