@@ -65,6 +65,10 @@ def load_flow(params: Params) -> Any:
     path = params.root / FLOW_FILE
     if not path.is_file():
         raise ImgclfError(f"{path}: no flow file")
+    cached = sys.modules.get(path.stem)
+    if cached is not None and Path(str(cached.__file__)).resolve() != path.resolve():  # another project's
+        del sys.modules[path.stem]
+        sys.path[:] = [p for p in sys.path if p != str(Path(str(cached.__file__)).parent)]
     folder = str(path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
