@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,3 +25,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    """Poll ``url`` until it answers 200; if ``process`` dies or time runs out, stop its
+    process group and fail with the tail of its output."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+                stream = process.stderr or process.stdout
+                said = stream.read().decode(errors="replace")[-3000:] if stream else ""
+                raise AssertionError(f"{url} did not answer: {said}") from None
+            time.sleep(1)

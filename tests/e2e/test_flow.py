@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from imgclf.errors import ImgclfError
 from imgclf.orchestration import STAGES, run_flow
 from imgclf.params import load_params
 from pipeline import TINY
-from runner import free_port
+from runner import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -137,17 +136,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                os.killpg(server.pid, signal.SIGTERM)
-                raise RuntimeError(f"prefect server did not start: {server.stderr.read().decode()[-2000:]}") from None  # type: ignore[union-attr]
-            time.sleep(1)
+    wait_for_http(f"{url}/health", server, 300)
     yield url
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=60)

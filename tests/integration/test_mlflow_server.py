@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import mlflow
 import pytest
 
 from pipeline import make_project, run_pipeline
-from runner import free_port
+from runner import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                os.killpg(process.pid, signal.SIGTERM)
-                raise RuntimeError(f"mlflow server did not start: {process.stderr.read().decode()[-2000:]}") from None
-            time.sleep(0.5)
+    wait_for_http(f"{url}/health", process, 180)
     yield url
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=60)

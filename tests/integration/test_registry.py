@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from imgclf.manifest import write_csv
 from imgclf.params import Params, load_params
 from imgclf.stages import evaluate, register, train
 from pipeline import make_project, run_pipeline
-from runner import free_port, imgclf
+from runner import free_port, imgclf, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -210,16 +209,7 @@ def test_the_served_champion_answers_a_posted_jpeg(project: Params) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"serve did not start: {server.stdout.read().decode()[-3000:]}") from None  # type: ignore[union-attr]
-                time.sleep(1)
+        wait_for_http(f"{url}/ping", server, 180)
         dog = sorted((project.path("raw") / "dog").glob("*.png"))[0]
         image = base64.b64encode(jpeg(dog)).decode()
         status, answer = post(f"{url}/invocations", {"dataframe_split": {"columns": ["image"], "data": [[image]]}})

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from imgclf.registry import content_hash, decide
+from models import tiny_model
 
 FLOORS = {"f1": 0.85, "accuracy": 0.85}
 GOOD = {"f1": 0.92, "accuracy": 0.93, "precision": 0.9, "recall": 0.94, "roc_auc": 0.97}
@@ -85,20 +86,8 @@ def test_champion_problem_blocks_and_is_a_reason(champion_f1: float | None) -> N
     assert not any("beats" in r for r in gate.reasons)
 
 
-def _tiny_model() -> Any:
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((None, None, 3), dtype="uint8")
-    x = keras.layers.Resizing(8, 8)(inputs)
-    x = keras.layers.Rescaling(1 / 255)(x)
-    x = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    return keras.Model(inputs, outputs)
-
-
 def test_content_hash_ignores_the_save_date_but_not_the_weights(tmp_path: Path) -> None:
-    model = _tiny_model()
+    model = tiny_model()
     first, second, changed = tmp_path / "a.keras", tmp_path / "b.keras", tmp_path / "c.keras"
     model.save(first)
     time.sleep(1.1)  # metadata.json records the save date to the second

@@ -11,6 +11,7 @@ import pytest
 
 from images import encode, pixels, rgb
 from imgclf.serving import Classifier, InputError, as_uint8_image, decode_cell, read_images
+from models import tiny_model
 
 
 def b64(data: bytes) -> str:
@@ -141,15 +142,7 @@ def test_table_of_no_images_is_empty_with_the_columns() -> None:
 
 
 def test_probabilities_of_images_of_different_sizes() -> None:
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((None, None, 3), dtype="uint8")
-    x = keras.layers.Resizing(8, 8)(inputs)
-    x = keras.layers.Rescaling(1 / 255)(x)
-    x = keras.layers.Flatten()(x)
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
-    classifier = Classifier(model=model, classes=["cat", "dog"], image_size=8)
+    classifier = Classifier(model=tiny_model(), classes=["cat", "dog"], image_size=8)
 
     images = [pixels(1, (12, 10)), pixels(2, (20, 30))]
     probs = classifier.probabilities(images)
