@@ -137,11 +137,12 @@ class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
         logs = dict(logs or {})
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row: dict[str, Any] = {"epoch": epoch, **{k: logs.get(k, "") for k in HISTORY_COLUMNS[1:]}}
+        # MLflow first: once an epoch's row is in the CSV, its metrics are in the run.
+        mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and v != ""}, step=epoch)
         new = not self.path.exists()
         with self.path.open("a", encoding="utf-8", newline="") as out:
             writer = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
             if new:
                 writer.writeheader()
             writer.writerow(row)
-        mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and v != ""}, step=epoch)
         self.last_epoch = epoch
