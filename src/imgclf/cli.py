@@ -249,8 +249,7 @@ def _registry(ctx: typer.Context) -> Registry:
     from imgclf import registry, tracking
 
     params = _params(ctx)
-    tracking.quiet_telemetry()
-    mlflow.set_tracking_uri(tracking.tracking_uri(params))
+    tracking.connect(params)
     return registry.Registry(mlflow.MlflowClient(), params.registry.model_name)
 
 
@@ -365,21 +364,20 @@ def serve(
     import sys
 
     from imgclf import tracking
+    from imgclf.orchestration import scripts_first
 
     def step() -> tuple[Params, str]:
         params = _params(ctx)
         uri = model or f"models:/{params.registry.model_name}@champion"
-        _check_model(params, uri)
+        _check_model(params, uri)  # telemetry off too
         return params, uri
 
     params, uri = _call(ctx, step)
     out.print(f"serve: {uri} on http://{host}:{port}/invocations; Ctrl-C stops it")
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local"]
     command += ["-h", host, "-p", str(port), "-w", str(workers)]
-    tracking.quiet_telemetry()
-    # MLflow starts `uvicorn` by name: put this environment's scripts first on PATH.
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(params), "PATH": path}
+    # MLflow starts `uvicorn` by name: this environment's, whatever PATH the caller has.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(params), "PATH": scripts_first()}
     raise typer.Exit(subprocess.call(command, env=env))
 
 
@@ -391,8 +389,7 @@ def _check_model(params: Params, uri: str) -> None:
     from imgclf import tracking
     from imgclf.errors import StageInputError
 
-    tracking.quiet_telemetry()
-    mlflow.set_tracking_uri(tracking.tracking_uri(params))
+    tracking.connect(params)
     try:
         mlflow.models.get_model_info(uri)
     except (MlflowException, OSError) as exc:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgclf.errors import ImgclfError
 from imgclf.params import Params
+from imgclf.tracking import quiet_telemetry
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -61,7 +62,7 @@ def load_flow(params: Params) -> Any:
     """
     import importlib
 
-    tracking_quiet()
+    quiet_telemetry()
     path = params.root / FLOW_FILE
     if not path.is_file():
         raise ImgclfError(f"{path}: no flow file")
@@ -104,12 +105,11 @@ def serve(params: Params, params_file: Path, cron: str | None, interval: int | N
         flow.serve(name="scheduled", parameters={"params_file": str(params_file)}, limit=1, **schedule)
 
 
-def tracking_quiet() -> None:
-    """Telemetry off for Prefect's server too (MLflow's and GX's via tracking)."""
-    from imgclf.tracking import quiet_telemetry
-
-    quiet_telemetry()
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+def scripts_first() -> str:
+    """PATH with this environment's scripts (imgclf, dvc, uvicorn) first: commands started
+    by name are this environment's, whatever PATH the caller has."""
+    scripts, path = str(Path(sys.executable).parent), os.environ.get("PATH", "")
+    return path if path.split(os.pathsep)[0] == scripts else os.pathsep.join([scripts, path])
 
 
 def record_data(root: Path, raw: str) -> bool:
@@ -132,10 +132,7 @@ def reproduce(root: Path, stage: str, force: bool = False) -> bool:
     """
     from dvc.exceptions import ReproductionError
 
-    # dvc.yaml calls `imgclf`: this environment's, whatever PATH the caller has.
-    scripts = str(Path(sys.executable).parent)
-    if os.environ.get("PATH", "").split(os.pathsep)[0] != scripts:
-        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+    os.environ["PATH"] = scripts_first()  # dvc.yaml calls `imgclf`
     with _tee_stderr() as captured:
         try:
             with _in_project(root) as repo:

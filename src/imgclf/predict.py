@@ -49,11 +49,9 @@ def load_classifier(model: str, params: Params) -> Classifier:
     """A ``models:/``/``runs:/`` URI from the tracking store, or a local .keras file with the
     classes.json beside it."""
     if "://" in model or model.startswith("models:/"):
-        import mlflow
-
         from imgclf import tracking
 
-        mlflow.set_tracking_uri(tracking.tracking_uri(params))
+        tracking.connect(params)
         try:
             loaded = load_pyfunc(model)
         except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds for a bad URI or store

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imgclf.atomic import file_lock
 from imgclf.errors import ImgclfError
 
 if TYPE_CHECKING:
@@ -131,20 +132,13 @@ def decision_lock(tracking_uri: str) -> Iterator[None]:
     A server: a per-machine lock keyed by its URI; processes on other machines are caught
     by the read-back in ``Registry.set_champion``.
     """
-    import fcntl
-
     if tracking_uri.startswith("sqlite:///"):
         path = Path(tracking_uri.removeprefix("sqlite:///") + ".registry.lock")
     else:
         key = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
         path = Path(tempfile.gettempdir()) / f"imgclf-registry-{key}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(path):
+        yield
 
 
 def now() -> str:

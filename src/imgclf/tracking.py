@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from imgclf.atomic import write_json
+from imgclf.atomic import file_lock, write_json
 from imgclf.errors import StageInputError
 from imgclf.params import Params
 
@@ -34,6 +34,7 @@ def quiet_telemetry() -> None:
         ("MLFLOW_DISABLE_TELEMETRY", "true"),
         ("DO_NOT_TRACK", "true"),
         ("GX_ANALYTICS_ENABLED", "false"),
+        ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
     ):
         os.environ.setdefault(name, value)
 
@@ -56,6 +57,16 @@ def tracking_uri(params: Params) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store(params) / 'mlflow.db'}"
 
 
+def connect(params: Params) -> str:
+    """Telemetry off, then point MLflow at the project's store; returns its URI."""
+    quiet_telemetry()
+    import mlflow
+
+    uri = tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
 def use_experiment(params: Params) -> str:
     """Point MLflow at the store and make the experiment active (creating it if needed).
 
@@ -71,15 +82,13 @@ def use_experiment(params: Params) -> str:
 
 
 def _get_or_create_experiment(params: Params) -> str:
-    quiet_telemetry()
+    uri = connect(params)
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri(params)
-    mlflow.set_tracking_uri(uri)
     local = uri.startswith("sqlite:///")
     # Processes opening a brand-new sqlite store at once race to create its tables: serialise.
-    with _store_lock(store(params)) if local else nullcontext():
+    with file_lock(store(params) / ".lock") if local else nullcontext():
         client = mlflow.MlflowClient()
         name = params.tracking.experiment
         found = client.get_experiment_by_name(name)
@@ -94,19 +103,6 @@ def _get_or_create_experiment(params: Params) -> str:
             if found is None:
                 raise exc from None
             return str(found.experiment_id)
-
-
-@contextmanager
-def _store_lock(folder: Path) -> Iterator[None]:
-    import fcntl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
