@@ -18,7 +18,6 @@ from prefect.cache_policies import NO_CACHE
 
 from imgclf import flowreports, orchestration, tracking
 from imgclf.data import read_csv
-from imgclf.errors import ParamsError
 from imgclf.params import Params, load_params
 
 
@@ -77,9 +76,7 @@ def training_pipeline(
         its message and no later stage (registration included) runs.
     """
     params: Params = load_params(Path(params_file))
-    unknown = sorted(set(stages or ()) - set(orchestration.STAGES))
-    if unknown:
-        raise ParamsError(f"stages: unknown {unknown}; choose from {list(orchestration.STAGES)}")
+    orchestration.check_stages(stages)
     root, cfg = str(params.root), params.orchestrate
     delays = [cfg.retry_delay * 2**attempt for attempt in range(cfg.retries)]  # exponential backoff
     stage_task = run_stage.with_options(retries=cfg.retries, retry_delay_seconds=delays or 0)

@@ -18,7 +18,7 @@ from contextlib import chdir, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.errors import ImgclfError
+from imgclf.errors import ImgclfError, ParamsError
 from imgclf.params import Params
 from imgclf.tracking import quiet_telemetry
 
@@ -54,6 +54,13 @@ def _in_project(root: Path) -> Iterator[Repo]:
         yield repo
 
 
+def check_stages(stages: list[str] | None) -> None:
+    """A subset of STAGES, or a ParamsError naming the unknown ones."""
+    unknown = sorted(set(stages or ()) - set(STAGES))
+    if unknown:
+        raise ParamsError(f"stages: unknown {unknown}; choose from {list(STAGES)}")
+
+
 def load_flow(params: Params) -> Any:
     """The project's flow ``training_pipeline``, imported from FLOW_FILE.
 
@@ -77,13 +84,17 @@ def load_flow(params: Params) -> Any:
     return importlib.import_module(path.stem).training_pipeline
 
 
-def run_flow(params: Params, params_file: Path, **options: object) -> dict[str, str]:
+def run_flow(
+    params: Params, params_file: Path, *, force: bool = False, stages: list[str] | None = None, push: bool = False
+) -> dict[str, str]:
     """Run the project's flow once and wait; its outcome per stage.
 
     Raises:
         ImgclfError: the failed stage's own message (the flow run ends Failed).
     """
-    state = load_flow(params)(params_file=str(params_file), return_state=True, **options)
+    check_stages(stages)  # before a Prefect server starts
+    flow = load_flow(params)
+    state = flow(params_file=str(params_file), force=force, stages=stages, push=push, return_state=True)
     if not state.is_completed():
         failure = state.result(raise_on_failure=False)
         if isinstance(failure, ImgclfError):
