@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from dvcrepo import copy_project, init_repo
 from images import class_folder
 from imgclf.params import Params, load_params
 from imgclf.stages import augment, evaluate, register, split, train, validate
@@ -33,3 +34,18 @@ def make_project(root: Path, labels: tuple[str, ...], per_class: int = 30, **ove
 def run_pipeline(params: Params) -> None:
     for stage in (validate, split, augment, train, evaluate, register):
         stage.run(params)  # type: ignore[attr-defined]
+
+
+def flow_project(root: Path, per_class: int = 30, **overrides: dict[str, Any]) -> Path:
+    """A git + DVC copy of the project (dvc.yaml, pipelines/) with TINY params, no retries,
+    and ``per_class`` generated cat and dog images (0: none) for the Prefect flow."""
+    repo = copy_project(root)
+    settings = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))  # dvc.yaml needs its paths
+    for section, values in {**TINY, "orchestrate": {"retries": 0}, **overrides}.items():
+        settings[section] = {**settings.get(section, {}), **TINY.get(section, {}), **values}
+    (repo / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    init_repo(repo)
+    for seed, label in enumerate(("cat", "dog"), start=1):
+        if per_class:
+            class_folder(repo / "data" / "raw", label, per_class, seed=seed)
+    return repo

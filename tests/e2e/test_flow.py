@@ -28,13 +28,12 @@ from prefect.client.schemas.filters import (
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
-from dvcrepo import copy_project, init_repo, sh
-from images import class_folder, write
+from dvcrepo import sh
+from images import write
 from imgclf.errors import ImgclfError
 from imgclf.orchestration import STAGES, run_flow
 from imgclf.params import load_params
-from pipeline import TINY
-from runner import free_port, wait_for_http
+from pipeline import flow_project
 
 pytestmark = pytest.mark.slow
 
@@ -51,25 +50,13 @@ def local_store(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
-def project(root: Path) -> Path:
-    repo = copy_project(root)
-    settings = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))  # dvc.yaml needs its paths
-    for section, values in {**TINY, "orchestrate": {"retries": 0}}.items():
-        settings[section] = {**settings.get(section, {}), **values}
-    (repo / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    init_repo(repo)
-    return repo
-
-
 def flow_run_state(outcome_run_id: str) -> str:
     with get_client(sync_client=True) as client:
         return str(client.read_flow_run(outcome_run_id).state_name)
 
 
 def test_the_flow_runs_every_stage_then_skips_them_all(tmp_path: Path) -> None:
-    repo = project(tmp_path / "project")
-    for seed, label in enumerate(("cat", "dog"), start=1):
-        class_folder(repo / "data" / "raw", label, 30, seed=seed)
+    repo = flow_project(tmp_path / "project")
     params = load_params(repo / "params.yaml")
 
     outcome = run_flow(params, repo / "params.yaml")
@@ -103,7 +90,7 @@ def test_the_flow_runs_every_stage_then_skips_them_all(tmp_path: Path) -> None:
 
 
 def test_a_broken_data_set_fails_the_flow_at_validate_and_registers_nothing(tmp_path: Path) -> None:
-    repo = project(tmp_path / "broken")
+    repo = flow_project(tmp_path / "broken", per_class=0)
     for label in ("cat", "dog"):
         for i in range(12):
             write(repo / "data" / "raw" / label / f"{i}.png", b"\x89PNG\r\n\x1a\n" + bytes([i]) * 40)
@@ -123,31 +110,10 @@ def test_a_broken_data_set_fails_the_flow_at_validate_and_registers_nothing(tmp_
     assert report["success"] is False
 
 
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`prefect server start` on 127.0.0.1 with its own home: unlike the test harness's
-    temporary server, it runs the scheduler. Its first start migrates a new database."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port)], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api"
-    wait_for_http(f"{url}/health", server, 300)
-    yield url
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=60)
-
-
 def test_a_served_deployment_runs_on_its_interval(prefect_server: str, tmp_path: Path) -> None:
     """`imgclf schedule --interval 10` against a real `prefect server`: a scheduled flow run
     happens and completes the pipeline; then the process is stopped."""
-    repo = project(tmp_path / "scheduled")
-    for seed, label in enumerate(("cat", "dog"), start=1):
-        class_folder(repo / "data" / "raw", label, 30, seed=seed)
+    repo = flow_project(tmp_path / "scheduled")
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
     command = [str(Path(sys.executable).with_name("imgclf")), "schedule", "--interval", "10"]
     served = subprocess.Popen(
