@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,3 +46,27 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], seconds: float) ->
                 said = stream.read().decode(errors="replace")[-3000:] if stream else ""
                 raise AssertionError(f"{url} did not answer: {said}") from None
             time.sleep(1)
+
+
+@contextmanager
+def mlflow_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 storing in ``folder``; yields its URL once it answers."""
+    port = port or free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")), "server",
+        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),  # clients upload through the server
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", process, 180)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)

@@ -25,3 +25,9 @@ class StageInputError(ImgclfError):
 
 class DemoDataError(ImgclfError):
     """The demo data set could not be exported without touching user files."""
+
+
+class TrackingUnavailable(ImgclfError):
+    """The tracking server did not answer: a transient fault, worth retrying later."""
+
+    exit_code = 75  # EX_TEMPFAIL (sysexits.h): the flow retries this stage, unlike exit 1 or 2

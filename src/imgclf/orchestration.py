@@ -18,7 +18,7 @@ from contextlib import chdir, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.errors import ImgclfError, ParamsError
+from imgclf.errors import ImgclfError, ParamsError, TrackingUnavailable
 from imgclf.params import Params
 from imgclf.tracking import quiet_telemetry
 
@@ -34,7 +34,8 @@ FLOW_FILE = "pipelines/training_flow.py"  # relative to the project root; also t
 
 class StageFailed(ImgclfError):
     """A stage exited non-zero. ``diagnosed``: it named its failure (an ``error:`` line from
-    the CLI: bad data, bad params, missing inputs), which a retry cannot fix."""
+    the CLI: bad data, bad params, missing inputs), which a retry cannot fix; a tracking
+    server that did not answer (exit 75) is named too, but is worth a retry."""
 
     def __init__(self, stage: str, message: str, diagnosed: bool) -> None:
         super().__init__(f"stage {stage} failed: {message}")
@@ -156,8 +157,20 @@ def reproduce(root: Path, stage: str, force: bool = False) -> bool:
             # exit), else the command's last words, else what DVC says (the exit code).
             raised = [line for line in lines if _EXCEPTION.match(line)]
             message = (errors or raised or lines or [str(exc.__cause__ or exc)])[-1]
-            raise StageFailed(stage, message, diagnosed=bool(errors)) from None
+            transient = _exit_status(exc) == TrackingUnavailable.exit_code
+            raise StageFailed(stage, message, diagnosed=bool(errors) and not transient) from None
     return bool(ran)
+
+
+def _exit_status(exc: BaseException) -> int | None:
+    """The stage command's exit status, from DVC's "failed to run: ..., exited with N"."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        found = re.search(r"exited with (-?\d+)", str(seen))
+        if found:
+            return int(found.group(1))
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def push(root: Path) -> int | None:

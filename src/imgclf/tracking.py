@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from imgclf.atomic import file_lock, write_json
-from imgclf.errors import StageInputError
+from imgclf.errors import StageInputError, TrackingUnavailable
 from imgclf.params import Params
 
 if TYPE_CHECKING:
@@ -91,7 +92,12 @@ def _get_or_create_experiment(params: Params) -> str:
     with file_lock(store(params) / ".lock") if local else nullcontext():
         client = mlflow.MlflowClient()
         name = params.tracking.experiment
-        found = client.get_experiment_by_name(name)
+        try:  # the stage's first request to the store
+            found = client.get_experiment_by_name(name)
+        except MlflowException as exc:
+            if not str(exc).startswith("API request to"):  # MLflow's words for no HTTP answer
+                raise
+            raise TrackingUnavailable(f"the tracking server {uri} did not answer ({_no_answer(str(exc))})") from None
         if found is not None:
             return str(found.experiment_id)
         # A local store keeps artifacts beside the database; a server decides for itself.
@@ -103,6 +109,14 @@ def _get_or_create_experiment(params: Params) -> str:
             if found is None:
                 raise exc from None
             return str(found.experiment_id)
+
+
+def _no_answer(message: str) -> str:
+    """MLflow's long message for a request that got no usable answer, in a few words."""
+    status = re.search(r"failed with error code (\d+)", message)
+    if status:
+        return f"HTTP {status.group(1)}"
+    return "timed out" if "timeout" in message else "no connection"
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

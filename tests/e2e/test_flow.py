@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,16 +25,20 @@ from prefect.client.schemas.filters import (
     DeploymentFilterName,
     FlowRunFilter,
     FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterName,
 )
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
 from dvcrepo import sh
-from images import write
+from images import class_folder, write
 from imgclf.errors import ImgclfError
 from imgclf.orchestration import STAGES, run_flow
 from imgclf.params import load_params
+from imgclf.tracking import dvc_md5
 from pipeline import flow_project
+from runner import free_port, mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +93,15 @@ def test_the_flow_runs_every_stage_then_skips_them_all(tmp_path: Path) -> None:
     print(f"second flow run, nothing changed: {time.monotonic() - started:.1f} s")
     assert len(client.search_model_versions("name='catdog-cnn'")) == 1
 
+    # New images land: the next run records them as a new data version, then does everything again.
+    recorded = dvc_md5(repo / "data" / "raw.dvc")
+    class_folder(repo / "data" / "raw", "cat", 10, seed=3, fmt="JPEG")
+    assert run_flow(params, repo / "params.yaml") == dict.fromkeys(STAGES, "ran")
+    assert dvc_md5(repo / "data" / "raw.dvc") != recorded
+    assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=repo).stdout
+    assert len(client.search_model_versions("name='catdog-cnn'")) == 2
+    assert client.get_model_version("catdog-cnn", "2").tags["data_raw_md5"] == dvc_md5(repo / "data" / "raw.dvc")
+
 
 def test_a_broken_data_set_fails_the_flow_at_validate_and_registers_nothing(tmp_path: Path) -> None:
     repo = flow_project(tmp_path / "broken", per_class=0)
@@ -108,6 +122,43 @@ def test_a_broken_data_set_fails_the_flow_at_validate_and_registers_nothing(tmp_
     assert not (repo / "models" / "run.json").exists() and not (repo / "mlruns" / "mlflow.db").exists()
     report = json.loads((repo / "reports" / "validation.json").read_text(encoding="utf-8"))
     assert report["success"] is False
+
+
+def test_a_tracking_server_that_does_not_answer_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train finds no tracking server (exit 75, a transient fault): the task waits its retry
+    delay and runs again; the server is up by then and the flow completes."""
+    repo = flow_project(tmp_path / "retry", orchestrate={"retries": 1, "retry_delay": 40})
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's own retries take minutes
+    api, finished, events = PREFECT_API_URL.value(), threading.Event(), []
+
+    def start_the_server_once_train_awaits_its_retry() -> None:
+        deadline = time.monotonic() + 600
+        while not finished.is_set() and time.monotonic() < deadline:
+            with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as prefect:
+                waiting = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["train"])))
+            if any(t.state_name == "AwaitingRetry" for t in waiting):
+                started = time.monotonic()
+                with mlflow_server(tmp_path / "server", port=int(url.rsplit(":", 1)[1])):
+                    events.append(f"mlflow server up in {time.monotonic() - started:.1f} s")
+                    finished.wait(600)
+                return
+            time.sleep(1)
+
+    helper = threading.Thread(target=start_the_server_once_train_awaits_its_retry, daemon=True)
+    helper.start()
+    try:
+        outcome = run_flow(load_params(repo / "params.yaml"), repo / "params.yaml")
+        version = mlflow.MlflowClient(tracking_uri=url).get_model_version_by_alias("catdog-cnn", "champion")
+    finally:
+        finished.set()
+        helper.join(timeout=120)
+    print(*events)
+    assert outcome == dict.fromkeys(STAGES, "ran") and str(version.version) == "1"
+    with get_client(sync_client=True) as prefect:
+        [train] = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["train"])))
+    assert train.state_name == "Completed" and train.run_count == 2  # failed once, then retried
 
 
 def test_a_served_deployment_runs_on_its_interval(prefect_server: str, tmp_path: Path) -> None:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,30 +10,15 @@ import mlflow
 import pytest
 
 from pipeline import make_project, run_pipeline
-from runner import free_port, wait_for_http
+from runner import mlflow_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("server")
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")), "server",
-        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination", str(folder / "artifacts"),  # clients upload through the server
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    process = subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/health", process, 180)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=60)
+    with mlflow_server(tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 def test_runs_metrics_and_artifacts_go_to_the_server(
