@@ -111,10 +111,23 @@ def serve(params: Params, params_file: Path, cron: str | None, interval: int | N
     """
     every = interval or (None if cron else params.orchestrate.interval)
     schedule: dict[str, Any] = {"interval": every} if every else {"cron": cron or params.orchestrate.cron}
+    if "cron" in schedule:
+        check_cron(schedule["cron"], "--cron" if cron else "params.yaml: orchestrate.cron")
     flow = load_flow(params)
     with chdir(params.root):  # the deployment's entrypoint is relative to the project
         # limit=1: one run at a time; a second would find DVC's lock on the project taken.
         flow.serve(name="scheduled", parameters={"params_file": str(params_file)}, limit=1, **schedule)
+
+
+def check_cron(cron: str, key: str) -> None:
+    """Prefect's own check of a cron string (five fields, no random or hashed ones), as a
+    ParamsError naming ``key`` rather than a traceback from inside ``flow.serve``."""
+    from prefect._internal.schemas.validators import validate_cron_string
+
+    try:
+        validate_cron_string(cron)
+    except ValueError as exc:
+        raise ParamsError(f"{key}: {exc}") from None
 
 
 def scripts_first() -> str:

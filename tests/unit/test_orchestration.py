@@ -1,0 +1,38 @@
+"""The flow's checks that need no Prefect server: stage names, cron strings, a stage's exit status."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgclf.errors import ParamsError
+from imgclf.orchestration import _exit_status, check_cron, check_stages
+
+
+def test_unknown_stage_names_are_a_params_error_naming_them() -> None:
+    check_stages(["train", "evaluate"])
+    check_stages(None)
+    with pytest.raises(ParamsError, match=r"stages: unknown \['trian'\]"):
+        check_stages(["trian", "evaluate"])
+
+
+@pytest.mark.parametrize("cron", ["0 3 * * *", "*/15 * * * 1-5", "0 0 1 * *"])
+def test_valid_cron_strings_pass(cron: str) -> None:
+    check_cron(cron, "--cron")
+
+
+@pytest.mark.parametrize("cron", ["61 3 * * *", "0 3 * *", "H 3 * * *", "every night"])
+def test_invalid_cron_strings_name_the_key(cron: str) -> None:
+    with pytest.raises(ParamsError, match=r"^params.yaml: orchestrate.cron: ") as failure:
+        check_cron(cron, "params.yaml: orchestrate.cron")
+    assert failure.value.exit_code == 2 and "\n" not in str(failure.value)
+
+
+def test_the_exit_status_is_read_from_dvcs_failure_chain() -> None:
+    try:
+        try:
+            raise RuntimeError("failed to run: imgclf train, exited with 75")
+        except RuntimeError as cause:
+            raise ValueError("failed to reproduce 'train'") from cause
+    except ValueError as exc:
+        assert _exit_status(exc) == 75
+    assert _exit_status(ValueError("no status here")) is None
