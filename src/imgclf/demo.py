@@ -20,6 +20,9 @@ from imgclf.errors import DemoDataError
 # The package's label order: label i is CLASSES[i].
 CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
 DEFAULT_CLASSES = ("cat", "dog")
+# DVC's hash of the DEFAULT_CLASSES export (data/raw.dvc as shipped): a fresh clone whose
+# recorded data version is this can rebuild it exactly, without a DVC remote.
+DEFAULT_DVC_MD5 = "0a8b0a105c5382e6145ee4ff599c0916.dir"
 _DATA_FILE = "animal_data_version_3.gz"  # (10000, 28, 28) uint8
 _LABEL_FILE = "animal_label_version_3.gz"  # (10000,) int64
 

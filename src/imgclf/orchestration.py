@@ -18,7 +18,7 @@ from contextlib import chdir, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.errors import ImgclfError, ParamsError, TrackingUnavailable
+from imgclf.errors import ImgclfError, ParamsError, StageInputError, TrackingUnavailable
 from imgclf.params import Params
 from imgclf.tracking import quiet_telemetry
 
@@ -144,9 +144,47 @@ def record_data(root: Path, raw: str) -> bool:
 
     pointer = root / f"{raw}.dvc"
     before = dvc_md5(pointer)
+    if not _has_files(root / raw):
+        restore_data(root, raw, before)
     with _in_project(root) as repo:
         repo.add(raw)  # re-hashes only files whose size or mtime changed (DVC's state cache)
     return dvc_md5(pointer) != before
+
+
+def restore_data(root: Path, raw: str, recorded: str) -> None:
+    """Fill an empty raw folder (a fresh clone) with its recorded version: from DVC's cache
+    or default remote, or, when that version is the built-in demo set, by exporting it
+    again (byte-identical). The folder is empty, so nothing can be lost.
+
+    Raises:
+        StageInputError: no images and no way to bring the recorded version back.
+    """
+    from dvc.exceptions import DvcException
+
+    from imgclf import demo
+
+    if recorded == "untracked":
+        raise StageInputError(f"{raw}: no images; add one folder per class (or run `imgclf demo-data`)")
+    with _in_project(root) as repo:
+        try:
+            if repo.config["core"].get("remote"):
+                repo.pull(targets=[f"{raw}.dvc"])
+            else:
+                repo.checkout(targets=[f"{raw}.dvc"])
+        except DvcException:
+            pass
+    if _has_files(root / raw):
+        return
+    if recorded != demo.DEFAULT_DVC_MD5:
+        raise StageInputError(
+            f"{raw}: no images, and its recorded version ({recorded}) is in neither DVC's cache nor a remote; "
+            "`dvc pull` it, or add one folder per class"
+        )
+    demo.export(demo.DEFAULT_CLASSES, root / raw)
+
+
+def _has_files(folder: Path) -> bool:
+    return folder.is_dir() and any(path.is_file() for path in folder.rglob("*"))
 
 
 def reproduce(root: Path, stage: str, force: bool = False) -> bool:
