@@ -1,0 +1,117 @@
+"""The pipeline's stages, one command each (what dvc.yaml runs), and the demo data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from imgclf.cli.common import app, call, out, params_of, quiet_tensorflow
+
+if TYPE_CHECKING:
+    from imgclf import demo
+
+
+PANEL = "Pipeline stages (what dvc.yaml runs)"
+
+
+@app.command("demo-data", rich_help_panel=PANEL)
+def demo_data(
+    ctx: typer.Context,
+    classes: Annotated[str, typer.Option(help="Comma-separated Animal-MNIST classes, or 'all'.")] = "cat,dog",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Target folder [default: paths.raw]")] = None,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing if the target folder has any content.")
+    ] = False,
+) -> None:
+    """Export the built-in demo data set (Animal-MNIST silhouettes) as PNG class folders."""
+    from imgclf import demo
+
+    def step() -> demo.DemoResult | None:
+        wanted = demo.parse_classes(classes)
+        target = out_dir if out_dir is not None else params_of(ctx).path("raw")
+        if if_empty and target.is_dir() and any(target.iterdir()):
+            return None
+        return demo.export(wanted, target)
+
+    result = call(ctx, step)
+    if result is None:
+        out.print("demo-data: the target folder has content; nothing written")
+        return
+    out.print(f"demo-data: {result.written} images written, {result.unchanged} already there, in {result.out}")
+
+
+@app.command(rich_help_panel=PANEL)
+def validate(ctx: typer.Context) -> None:
+    """Scan the raw folder into a manifest and check it with Great Expectations."""
+    from imgclf.stages import validate as stage
+
+    result = call(ctx, lambda: stage.run(params_of(ctx)))
+    files, checks = result.report["files"], result.report["expectations"]
+    reasons = ", ".join(f"{n} {r}" for r, n in result.report["by_reason"].items() if n)
+    out.print(
+        f"validate: {files['ok']} ok, {files['excluded']} excluded{f' ({reasons})' if reasons else ''}, "
+        f"{files['skipped']} skipped; {sum(c['success'] for c in checks.values())}/{len(checks)} expectations passed"
+    )
+
+
+@app.command(rich_help_panel=PANEL)
+def split(ctx: typer.Context) -> None:
+    """Assign each validated image to train, val or test by its content hash."""
+    from imgclf.stages import split as stage
+
+    result = call(ctx, lambda: stage.run(params_of(ctx)))
+    counts = result.report["counts"]
+    out.print("split: " + ", ".join(f"{counts[s]} {s}" for s in stage.SPLITS))
+
+
+@app.command(rich_help_panel=PANEL)
+def augment(ctx: typer.Context) -> None:
+    """List the training files; in offline mode, write augmented variants of the train split."""
+    quiet_tensorflow()
+    from imgclf.stages import augment as stage
+
+    result = call(ctx, lambda: stage.run(params_of(ctx)))
+    variants = sum(1 for f in result.files if f.variant)
+    out.print(f"augment: {len(result.files)} training files ({variants} augmented variants)")
+
+
+@app.command(rich_help_panel=PANEL)
+def train(ctx: typer.Context) -> None:
+    """Fit the model (resuming a killed training), tracked in MLflow."""
+    quiet_tensorflow()
+    from imgclf.stages import train as stage
+
+    result = call(ctx, lambda: stage.run(params_of(ctx)))
+    last = result.history[-1] if result.history else {}
+    out.print(
+        f"train: {result.epochs_run} epochs, val_accuracy {float(last.get('val_accuracy') or 'nan'):.4f}; "
+        f"MLflow run {result.run_id}"
+    )
+
+
+@app.command(rich_help_panel=PANEL)
+def evaluate(ctx: typer.Context) -> None:
+    """Score the model on the test split; write metrics, predictions and plots."""
+    quiet_tensorflow()
+    from imgclf.stages import evaluate as stage
+
+    result = call(ctx, lambda: stage.run(params_of(ctx)))
+    m = result.metrics
+    out.print(
+        f"evaluate: accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+        f"F1 {m['f1']:.4f} on {m['test_images']} test images"
+    )
+
+
+@app.command(rich_help_panel=PANEL)
+def register(ctx: typer.Context) -> None:
+    """Register the trained model in the MLflow registry; the gate decides if it becomes champion."""
+    quiet_tensorflow()
+    from imgclf.stages import register as stage
+
+    p = call(ctx, lambda: stage.run(params_of(ctx))).promotion
+    out.print(f"register: {p['model_name']} version {p['version']}: {p['decision']} ({p['summary']})")
+    for reason in p["reasons"]:
+        out.print(f"  - {reason}")
