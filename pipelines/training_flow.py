@@ -27,9 +27,12 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return not (isinstance(failure, orchestration.StageFailed) and failure.diagnosed)
 
 
-@task(name="data-version", cache_policy=NO_CACHE)
-def record_data(root: str, raw: str) -> bool:
-    return orchestration.record_data(Path(root), raw)
+@task(name="data-version", task_run_name="data-version", cache_policy=NO_CACHE)
+def record_data(root: str, raw: str) -> str:
+    if not orchestration.record_data(Path(root), raw):
+        return "unchanged"
+    get_run_logger().info("%s: new content, recorded in %s.dvc (commit it with dvc.lock)", raw, raw)
+    return "new version"
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{stage}", retry_condition_fn=retry_transient)
@@ -72,7 +75,8 @@ def training_pipeline(
         push: after success, `dvc push` when a default remote is configured.
 
     Returns:
-        stage -> "ran" | "skipped". A failed stage raises, so the flow ends Failed with
+        "data" -> "new version" | "unchanged", then stage -> "ran" | "skipped" (and "push"
+        when asked). A failed stage raises, so the flow ends Failed with
         its message and no later stage (registration included) runs.
     """
     params: Params = load_params(Path(params_file))
@@ -80,8 +84,7 @@ def training_pipeline(
     root, cfg = str(params.root), params.orchestrate
     delays = [cfg.retry_delay * 2**attempt for attempt in range(cfg.retries)]  # exponential backoff
     stage_task = run_stage.with_options(retries=cfg.retries, retry_delay_seconds=delays or 0)
-    record_data(root, params.paths.raw)
-    outcome: dict[str, str] = {}
+    outcome = {"data": record_data(root, params.paths.raw)}
     for stage in orchestration.STAGES:
         if stages and stage not in stages:
             continue

@@ -147,6 +147,7 @@ def record_data(root: Path, raw: str) -> bool:
     if not _has_files(root / raw):
         restore_data(root, raw, before)
     with _in_project(root) as repo:
+        repo.scm_context.quiet = True  # its "git add" hint comes every time; the flow says when it matters
         repo.add(raw)  # re-hashes only files whose size or mtime changed (DVC's state cache)
     return dvc_md5(pointer) != before
 

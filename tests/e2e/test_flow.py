@@ -65,7 +65,7 @@ def test_the_flow_runs_every_stage_then_skips_them_all(tmp_path: Path) -> None:
     params = load_params(repo / "params.yaml")
 
     outcome = run_flow(params, repo / "params.yaml")
-    assert outcome == dict.fromkeys(STAGES, "ran")
+    assert outcome == {"data": "new version", **dict.fromkeys(STAGES, "ran")}
     # The new images were recorded (dvc add) and every stage is in dvc.lock: nothing is pending.
     assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=repo).stdout
     lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
@@ -89,14 +89,14 @@ def test_the_flow_runs_every_stage_then_skips_them_all(tmp_path: Path) -> None:
     assert "version 1: champion" in str(by_key["promotion-decision"].data)
 
     started = time.monotonic()
-    assert run_flow(params, repo / "params.yaml") == dict.fromkeys(STAGES, "skipped")
+    assert run_flow(params, repo / "params.yaml") == {"data": "unchanged", **dict.fromkeys(STAGES, "skipped")}
     print(f"second flow run, nothing changed: {time.monotonic() - started:.1f} s")
     assert len(client.search_model_versions("name='catdog-cnn'")) == 1
 
     # New images land: the next run records them as a new data version, then does everything again.
     recorded = dvc_md5(repo / "data" / "raw.dvc")
     class_folder(repo / "data" / "raw", "cat", 10, seed=3, fmt="JPEG")
-    assert run_flow(params, repo / "params.yaml") == dict.fromkeys(STAGES, "ran")
+    assert run_flow(params, repo / "params.yaml") == {"data": "new version", **dict.fromkeys(STAGES, "ran")}
     assert dvc_md5(repo / "data" / "raw.dvc") != recorded
     assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=repo).stdout
     assert len(client.search_model_versions("name='catdog-cnn'")) == 2
@@ -155,7 +155,7 @@ def test_a_tracking_server_that_does_not_answer_is_retried(tmp_path: Path, monke
         finished.set()
         helper.join(timeout=120)
     print(*events)
-    assert outcome == dict.fromkeys(STAGES, "ran") and str(version.version) == "1"
+    assert outcome == {"data": "new version", **dict.fromkeys(STAGES, "ran")} and str(version.version) == "1"
     with get_client(sync_client=True) as prefect:
         [train] = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["train"])))
     assert train.state_name == "Completed" and train.run_count == 2  # failed once, then retried

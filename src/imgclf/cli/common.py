@@ -31,6 +31,9 @@ out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
+PREFECT_LOGGED = {"run", "schedule"}  # commands whose logging Prefect formats
+
+
 @dataclass(frozen=True)
 class Options:
     params: Path
@@ -46,10 +49,16 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each step does.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    if ctx.invoked_subcommand in PREFECT_LOGGED:
+        # Prefect installs its own console handler (flow and task run names, times) only
+        # when the root logger has none of ours.
+        if debug or verbose:
+            os.environ.setdefault("PREFECT_LOGGING_LEVEL", "DEBUG" if debug else "INFO")
+    else:
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
     if not (verbose or debug):
         # MLflow narrates at INFO/WARNING (uv project detected, pip version unknown, ...) and
         # sets its logger's level from this variable when it is imported.
