@@ -62,6 +62,14 @@ def publish(stage: str, params_file: str) -> None:
         create_markdown_artifact(flowreports.promotion_markdown(read("promotion")), key="promotion-decision")
 
 
+def _failed_report(params: Params) -> bool:
+    """A validation report saying failed: this run's (validate removes the old one first)."""
+    try:
+        return json.loads(params.path("validation_report").read_text(encoding="utf-8"))["success"] is False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 @flow(name="training-pipeline")
 def training_pipeline(
     params_file: str = "params.yaml", force: bool = False, stages: list[str] | None = None, push: bool = False
@@ -88,7 +96,12 @@ def training_pipeline(
     for stage in orchestration.STAGES:
         if stages and stage not in stages:
             continue
-        outcome[stage] = "ran" if stage_task(stage, root, force) else "skipped"
+        try:
+            outcome[stage] = "ran" if stage_task(stage, root, force) else "skipped"
+        except orchestration.StageFailed:
+            if stage == "validate" and _failed_report(params):
+                publish(stage, params_file)  # the UI shows which expectations failed
+            raise
         publish(stage, params_file)
     if push:
         pushed = orchestration.push(params.root)

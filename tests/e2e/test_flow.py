@@ -117,7 +117,12 @@ def test_a_broken_data_set_fails_the_flow_at_validate_and_registers_nothing(tmp_
         [flow_run] = prefect.read_flow_runs(limit=1, sort="EXPECTED_START_TIME_DESC")  # type: ignore[arg-type]
         assert flow_run.state_name == "Failed" and "stage validate failed" in str(flow_run.state.message)
         tasks = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
+        )
     assert [t.name for t in tasks if t.state_name == "Failed"] == ["validate"]  # not retried, nothing after
+    [summary] = [a for a in artifacts if a.key == "validation-summary"]  # why, in the UI
+    assert "# Validation: FAILED" in str(summary.data)
     assert {t.name for t in tasks} & {"split", "train", "register"} == set()
     assert not (repo / "models" / "run.json").exists() and not (repo / "mlruns" / "mlflow.db").exists()
     report = json.loads((repo / "reports" / "validation.json").read_text(encoding="utf-8"))
