@@ -92,14 +92,20 @@ def fit(
     checkpoints: Checkpoints,
     params: Params,
     class_weight: dict[int, float] | None,
+    track: bool,
 ) -> int:
-    """Fit from ``initial_epoch`` to ``epochs`` (resuming a killed run of this phase); the last epoch run."""
+    """Fit from ``initial_epoch`` to ``epochs`` (resuming a killed run of this phase); the last epoch run.
+
+    Every worker of a multi-worker cluster calls this with its own ``checkpoints``
+    (callbacks see the same all-reduced logs everywhere, so all stop at the same epoch);
+    ``track`` is False on all but the chief, which alone logs epochs to MLflow.
+    """
     cfg = params.train
     done = checkpoints.phase_done(phase)
     if done.exists():  # this phase finished before a kill in a later one
         model.load_weights(done)
         return int(json.loads((checkpoints.folder / f"{phase}.json").read_text(encoding="utf-8"))["last_epoch"])
-    log = _EpochLog(checkpoints.folder / "history.csv")
+    log = _EpochLog(checkpoints.folder / "history.csv", track)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(checkpoints.folder / f"backup-{phase}"), delete_checkpoint=True),
         keras.callbacks.EarlyStopping(patience=cfg.early_stopping_patience, restore_best_weights=True),
@@ -126,11 +132,12 @@ def fit(
 
 
 class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
-    """Appends each epoch to a CSV (flushed, so a kill keeps it) and to the active MLflow run."""
+    """Appends each epoch to a CSV (flushed, so a kill keeps it) and, if ``track``, to the active MLflow run."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, track: bool) -> None:
         super().__init__()
         self.path = path
+        self.track = track
         self.last_epoch: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
@@ -138,7 +145,8 @@ class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row: dict[str, Any] = {"epoch": epoch, **{k: logs.get(k, "") for k in HISTORY_COLUMNS[1:]}}
         # MLflow first: once an epoch's row is in the CSV, its metrics are in the run.
-        mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and v != ""}, step=epoch)
+        if self.track:
+            mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and v != ""}, step=epoch)
         new = not self.path.exists()
         with self.path.open("a", encoding="utf-8", newline="") as out:
             writer = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS, lineterminator="\n")

@@ -42,12 +42,23 @@ def augmentation(cfg: Augment, seed: int) -> keras.Sequential:
 
 
 def build_model(
-    num_classes: int, image_size: int, cfg: Model, augment: keras.Sequential | None = None
+    num_classes: int,
+    image_size: int,
+    cfg: Model,
+    augment: keras.Sequential | None = None,
+    *,
+    sync_batch_norm: bool = False,
 ) -> tuple[keras.Model, keras.Model | None]:
     """The network for ``cfg.arch``, and for ``transfer`` its backbone (to freeze and unfreeze).
 
     Input: (batch, height, width, 3) uint8, any height and width.
     Output: (batch, 1) sigmoid for two classes, (batch, num_classes) softmax otherwise.
+
+    Args:
+        sync_batch_norm: small_cnn's batch statistics over the global batch rather
+            than each replica's slice of it, for a strategy with several replicas: a
+            slice (a quarter of the batch on four devices) gives noisier statistics
+            than one device would, and results would depend on the device count.
     """
     import keras
 
@@ -62,7 +73,7 @@ def build_model(
         x = keras.layers.Dropout(cfg.dropout)(x)
     else:
         x = keras.layers.Rescaling(1 / 255, name="rescale")(x)
-        x = _seed_cnn(x) if cfg.arch == "seed_cnn" else _small_cnn(x, cfg)
+        x = _seed_cnn(x) if cfg.arch == "seed_cnn" else _small_cnn(x, cfg, sync_batch_norm)
     units = outputs(num_classes)
     out = keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax", name="classifier")(x)
     return keras.Model(inputs, out, name=cfg.arch), backbone
@@ -79,7 +90,7 @@ def _seed_cnn(x: keras.KerasTensor) -> keras.KerasTensor:
     return keras.layers.Dense(512, activation="relu")(x)
 
 
-def _small_cnn(x: keras.KerasTensor, cfg: Model) -> keras.KerasTensor:
+def _small_cnn(x: keras.KerasTensor, cfg: Model, sync_batch_norm: bool) -> keras.KerasTensor:
     """Conv-BN-ReLU-MaxPool blocks, then global average pooling (94k parameters by default).
 
     Batch norm lets a high learning rate converge in few epochs (without it test F1
@@ -92,7 +103,7 @@ def _small_cnn(x: keras.KerasTensor, cfg: Model) -> keras.KerasTensor:
         x = keras.layers.Conv2D(cfg.filters * 2**block, 3, padding="same", use_bias=False)(x)
         # momentum 0.9, not Keras' 0.99: with ~45 steps an epoch the running statistics
         # otherwise lag so far that validation predicts one class for the first 5 epochs.
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, synchronized=sync_batch_norm)(x)
         x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)

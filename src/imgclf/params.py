@@ -131,6 +131,8 @@ class Train(_Section):
     # The model resizes every input to this square. 28 is the demo images' own size
     # (upscaling gained nothing and cost 20-200% per epoch); photos want 128-224.
     image_size: int = Field(28, ge=16, le=1024)
+    # The global batch: a distribution strategy splits it across its replicas, so the
+    # steps, the learning-rate schedule and each update are those of one device.
     batch_size: int = Field(32, ge=1, le=4096)
     epochs: int = Field(10, ge=1, le=1000)  # an upper bound: early stopping may end sooner
     learning_rate: float = Field(1e-3, gt=0, le=1)
@@ -144,6 +146,10 @@ class Train(_Section):
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)  # plateau
     class_weights: bool = True  # weight classes inversely to their frequency in train
     seed: int = Field(42, ge=0)  # weights, shuffling and augmentation draws
+    # none: one device, TF's default. mirrored: every local GPU, or when there is none
+    # every logical CPU device, in one process. multi_worker: MultiWorkerMirroredStrategy
+    # over the cluster in TF_CONFIG; only the chief writes the outputs and logs to MLflow.
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
 
 
 class Evaluate(_Section):

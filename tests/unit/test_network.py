@@ -63,3 +63,14 @@ def test_a_dvc_temporary_experiment_logs_to_the_repo_store(tmp_path: Path) -> No
     inside = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12"
     assert repo_root(Params(root=inside)) == tmp_path / "repo"
     assert repo_root(Params(root=tmp_path / "repo")) == tmp_path / "repo"
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_batch_norm_is_synchronised_across_replicas_only_when_asked(sync: bool) -> None:
+    import keras
+
+    from imgclf.network import build_model
+
+    model, _ = build_model(2, 16, Model(arch="small_cnn", blocks=2), sync_batch_norm=sync)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 2 and all(layer.synchronized is sync for layer in norms)

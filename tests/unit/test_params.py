@@ -33,6 +33,11 @@ def test_paths_resolve_against_the_params_folder(write_params: Callable[..., Pat
         ({"validate": {"min_side": 64, "max_side": 32}}, "validate.max_side: must be at least min_side"),
         ({"split": {"val": 0.45, "test": 0.45}}, "split.test: val + test must leave at least 20% for train"),
         ({"split": {"tolerance": 0}}, "split.tolerance: must be between 0 and 0.5"),
+        (
+            {"train": {"distribute": "tpu"}},
+            "train.distribute: input should be 'none', 'mirrored' or 'multi_worker' (got 'tpu')",
+        ),
+        ({"train": {"distribute": None}}, "train.distribute: input should be 'none', 'mirrored' or 'multi_worker'"),
     ],
 )
 def test_bad_params_name_the_key(write_params: Callable[..., Path], sections: dict, message: str) -> None:
@@ -105,3 +110,18 @@ def test_cli_exits_2_for_a_bad_register_floor(write_params: Callable[..., Path],
     assert result.returncode == 2
     assert result.stderr.startswith("error: params.yaml: register.min_metrics.f2: not a metric")
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("distribute", ["none", "mirrored", "multi_worker"])
+def test_train_distribute_values(write_params: Callable[..., Path], distribute: str) -> None:
+    assert load_params(write_params(train={"distribute": distribute})).train.distribute == distribute
+    assert Params().train.distribute == "none"  # today's behaviour unless asked
+
+
+def test_train_exits_2_for_an_unknown_strategy(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    write_params(train={"distribute": "tpu"})
+    result = imgclf("train", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: params.yaml: train.distribute: input should be 'none', 'mirrored' or 'multi_worker' (got 'tpu')"
+    )

@@ -85,9 +85,12 @@ def train(ctx: typer.Context) -> None:
 
     result = call(ctx, lambda: stage.run(params_of(ctx)))
     last = result.history[-1] if result.history else {}
+    devices = f" on {result.replicas} replicas ({result.strategy})" if result.replicas > 1 else ""
+    # A multi-worker cluster's other workers log nothing: the chief's run has it all.
+    logged = f"MLflow run {result.run_id}" if result.run_id else "not the chief: nothing written or logged"
     out.print(
-        f"train: {result.epochs_run} epochs, val_accuracy {float(last.get('val_accuracy') or 'nan'):.4f}; "
-        f"MLflow run {result.run_id}"
+        f"train: {result.epochs_run} epochs{devices}, "
+        f"val_accuracy {float(last.get('val_accuracy') or 'nan'):.4f}; {logged}"
     )
 
 

@@ -3,7 +3,9 @@
 Reads ``paths.augment_list`` (train) and ``paths.split`` (val); writes the model,
 its classes, the MLflow run id and the per-epoch history. A training killed at any
 point and started again resumes from its last finished epoch (same params and
-data only), in the same MLflow run.
+data only), in the same MLflow run. ``train.distribute`` picks the TensorFlow
+distribution strategy (see imgclf.distribution); in a multi-worker cluster only the
+chief writes these outputs and logs to MLflow.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgclf import tracking
 from imgclf.atomic import write_json
@@ -23,6 +25,9 @@ from imgclf.errors import StageInputError
 from imgclf.manifest import read_manifest, write_csv
 from imgclf.params import Params
 from imgclf.serving import log_model
+
+if TYPE_CHECKING:
+    from imgclf.fitting import Checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +46,12 @@ class Setup:
 
 @dataclass(frozen=True)
 class TrainResult:
-    run_id: str
+    run_id: str  # "" on a non-chief worker, which logs nothing
     classes: list[str]
     epochs_run: int
     history: list[dict[str, str]]
+    strategy: str  # the TF distribution strategy: default, MirroredStrategy, MultiWorkerMirroredStrategy
+    replicas: int  # num_replicas_in_sync: devices sharing each batch, over all workers
 
 
 def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
@@ -56,7 +63,7 @@ def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
 def run(params: Params) -> TrainResult:
     import mlflow
 
-    from imgclf import fitting
+    from imgclf import distribution, fitting
 
     cfg = params.train
     listed, split_csv = params.path("augment_list"), params.path("split")
@@ -68,44 +75,88 @@ def run(params: Params) -> TrainResult:
     val = split_examples(split_csv, params.path("raw"), "val", classes)
     if not train.files or not val.files:
         raise StageInputError("the train or val split is empty: add images or change split.val")
+    cluster = distribution.tf_config() if cfg.distribute == "multi_worker" else {}
+    # Before any TensorFlow op (importing is fine): a cluster can only be joined before TF's runtime starts.
+    strategy = distribution.make_strategy(cfg.distribute)
+    name, replicas = distribution.strategy_name(strategy), int(strategy.num_replicas_in_sync)
+    log.info("training with %s on %d replica(s)", name, replicas)
+    fingerprint = fitting.fingerprint(params, listed, split_csv)
 
-    checkpoints = fitting.Checkpoints(params.path("checkpoints"), fitting.fingerprint(params, listed, split_csv))
+    if not distribution.is_chief(cluster):
+        # TF's pattern for the other workers: the same steps (every step all-reduces with
+        # the chief), their files in a temporary folder, nothing logged.
+        checkpoints = fitting.Checkpoints(distribution.worker_folder(cluster, fingerprint), fingerprint)
+        model = _fit(params, strategy, train, val, len(classes), checkpoints, track=False)
+        history = checkpoints.history_rows()
+        model.save(checkpoints.folder / "model.keras")  # as the chief does: saving may need every worker
+        checkpoints.clear()
+        return TrainResult("", classes, len(history), history, strategy=name, replicas=replicas)
+
+    checkpoints = fitting.Checkpoints(params.path("checkpoints"), fingerprint)
     tracking.use_experiment(params)
     with mlflow.start_run(run_id=checkpoints.run_id) as run:
         if checkpoints.run_id is None:  # a new training, not a resumed one
             checkpoints.run_id = run.info.run_id
             _log_inputs(params, train_rows, split_csv)
-        setup = prepare(params, train, val, len(classes))
-        model, backbone = setup.model, setup.backbone
-        fit = dict(
-            train=setup.train_data,
-            val=setup.val_data,
-            checkpoints=checkpoints,
-            params=params,
-            class_weight=setup.class_weight,
-        )
-        last = fitting.fit(model, phase="main", epochs=cfg.epochs, initial_epoch=0, **fit)
-        if backbone is not None and params.model.fine_tune_layers and cfg.fine_tune_epochs:
-            _unfreeze_top(backbone, params.model.fine_tune_layers)
-            rate = _rate(cfg.fine_tune_learning_rate, cfg.lr_schedule, setup.steps * cfg.fine_tune_epochs)
-            _compile(model, rate, len(classes))
-            end = last + 1 + cfg.fine_tune_epochs
-            last = fitting.fit(model, phase="fine_tune", epochs=end, initial_epoch=last + 1, **fit)
-
+            # What ran, beside what was asked (train.distribute): visible in the UI's params.
+            mlflow.log_params({"strategy": name, "replicas": replicas})
+        model = _fit(params, strategy, train, val, len(classes), checkpoints, track=True)
         history = checkpoints.history_rows()
         model_uri = _save_outputs(params, model, classes, history)
         tracking.save_run(params, run, model_uri)
     checkpoints.clear()
-    return TrainResult(run_id=run.info.run_id, classes=classes, epochs_run=len(history), history=history)
+    return TrainResult(run.info.run_id, classes, len(history), history, strategy=name, replicas=replicas)
+
+
+def _fit(
+    params: Params,
+    strategy: Any,
+    train: Examples,
+    val: Examples,
+    num_classes: int,
+    checkpoints: Checkpoints,
+    *,
+    track: bool,
+) -> Any:
+    """Build, compile and fit (head, then fine-tuning for transfer) under ``strategy``; the model."""
+    from imgclf import distribution, fitting
+
+    cfg = params.train
+    # Model and optimizer variables are created here, so mirrored across the replicas.
+    with strategy.scope():
+        setup = prepare(params, train, val, num_classes)
+        train_data, val_data = setup.train_data, setup.val_data
+        if cfg.distribute == "multi_worker":
+            train_data, val_data = distribution.shard_by_data(train_data), distribution.shard_by_data(val_data)
+            distribution.build_from_spec(setup.model, train_data)
+        fit = dict(
+            train=train_data,
+            val=val_data,
+            checkpoints=checkpoints,
+            params=params,
+            class_weight=setup.class_weight,
+            track=track,
+        )
+        last = fitting.fit(setup.model, phase="main", epochs=cfg.epochs, initial_epoch=0, **fit)
+        if setup.backbone is not None and params.model.fine_tune_layers and cfg.fine_tune_epochs:
+            _unfreeze_top(setup.backbone, params.model.fine_tune_layers)
+            rate = _rate(cfg.fine_tune_learning_rate, cfg.lr_schedule, setup.steps * cfg.fine_tune_epochs)
+            _compile(setup.model, rate, num_classes)  # a new optimizer: its variables need the scope too
+            end = last + 1 + cfg.fine_tune_epochs
+            fitting.fit(setup.model, phase="fine_tune", epochs=end, initial_epoch=last + 1, **fit)
+    return setup.model
 
 
 def prepare(params: Params, train: Examples, val: Examples, num_classes: int, epochs: int | None = None) -> Setup:
     """The model and datasets of ``params``, compiled for the first phase.
 
     What ``run`` fits, and what bench/train_speed.py times. ``epochs`` overrides
-    ``train.epochs`` for the length of the learning-rate schedule.
+    ``train.epochs`` for the length of the learning-rate schedule. Built and compiled
+    under the active distribution strategy: inside ``strategy.scope()``, or outside any
+    for TF's one-device default.
     """
     import keras
+    import tensorflow as tf
 
     from imgclf import network
     from imgclf.data import make_dataset
@@ -113,10 +164,13 @@ def prepare(params: Params, train: Examples, val: Examples, num_classes: int, ep
     cfg = params.train
     keras.utils.set_random_seed(cfg.seed)
     augment = network.augmentation(params.augment, cfg.seed) if params.augment.mode == "online" else None
-    model, backbone = network.build_model(num_classes, cfg.image_size, params.model, augment)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    model, backbone = network.build_model(
+        num_classes, cfg.image_size, params.model, augment, sync_batch_norm=replicas > 1
+    )
     if backbone is not None:
         backbone.trainable = False  # phase 1: only the head learns
-    steps = -(-len(train.files) // cfg.batch_size)
+    steps = -(-len(train.files) // cfg.batch_size)  # global batches: the same on any number of replicas
     _compile(model, _rate(cfg.learning_rate, cfg.lr_schedule, steps * (epochs or cfg.epochs)), num_classes)
     return Setup(
         model=model,
