@@ -81,6 +81,10 @@ def scheduled_runs(project: Path, env: dict[str, str]) -> list[float]:
                 runs = [r for r in client.read_flow_runs() if r.state_name == "Completed" and r.end_time]
             if len(runs) >= 2:
                 runs.sort(key=lambda r: r.expected_start_time)
+                for r in runs[:2]:
+                    lag = (r.start_time - r.expected_start_time).total_seconds()  # type: ignore[operator]
+                    ran = r.total_run_time.total_seconds()
+                    print(f"    started {lag:.1f} s after its scheduled time; ran {ran:.1f} s")
                 return [(r.end_time - r.expected_start_time).total_seconds() for r in runs[:2]]  # type: ignore[operator]
         sys.exit("fewer than two scheduled runs completed in 300 s")
     finally:

@@ -15,10 +15,15 @@ from runner import free_port, wait_for_http
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("prefect-home")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(prefect_home: Path) -> Iterator[str]:
     """`prefect server start` on 127.0.0.1 with its own home: unlike the test harness's
     temporary server, it runs the scheduler. Its first start migrates a new database."""
-    home = tmp_path_factory.mktemp("prefect-home")
+    home = prefect_home
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1"]

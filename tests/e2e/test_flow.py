@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +197,28 @@ def test_a_served_deployment_runs_on_its_interval(prefect_server: str, tmp_path:
     assert completed[0].auto_scheduled
     lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
     assert set(lock["stages"]) == set(STAGES)  # the scheduled run did the whole pipeline
+
+
+def test_imgclf_run_starts_and_stops_its_own_temporary_server(
+    prefect_server: str, prefect_home: Path, tmp_path: Path
+) -> None:
+    """`imgclf run` without PREFECT_API_URL, as a user runs it: a temporary server for the
+    run, gone afterwards. Its home starts from a copy of the migrated database (a fresh one
+    would spend a minute migrating)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    with sqlite3.connect(prefect_home / "prefect.db") as source, sqlite3.connect(home / "prefect.db") as copy:
+        source.backup(copy)
+    repo = flow_project(tmp_path / "project")
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    env |= {"PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "INFO"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("imgclf")), "run", "--stage", "validate", "--stage", "split"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "run: data new version, validate ran, split ran"
+    [url] = re.findall(r"a temporary Prefect server on (http://127\.0\.0\.1:\d+/api)", done.stderr)
+    with pytest.raises(OSError):  # stopped with the run
+        urllib.request.urlopen(f"{url}/health", timeout=5)
+    assert "Error logging to API" not in done.stderr  # logs were sent while the server was up
