@@ -1,4 +1,5 @@
-"""Fixtures shared by the end-to-end tests: a real `prefect server` for the deployments."""
+"""Fixtures shared by the end-to-end tests: Prefect's test harness for flows run in this
+process, and a real `prefect server` for the deployments."""
 
 from __future__ import annotations
 
@@ -10,8 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.testing.utilities import prefect_test_harness
 
 from runner import free_port, wait_for_http
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test harness: a temporary server (its own SQLite database) that flows in
+    this process report to. A fresh database is migrated first: over a minute on 2 cores."""
+    with prefect_test_harness(server_startup_timeout=300):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -32,7 +31,6 @@ from prefect.client.schemas.filters import (
     TaskRunFilterName,
 )
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 from dvcrepo import sh
 from images import class_folder, write
@@ -43,14 +41,7 @@ from imgclf.tracking import dvc_md5
 from pipeline import flow_project
 from runner import free_port, mlflow_server
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_harness() -> Iterator[None]:
-    # A fresh SQLite database is migrated first: over a minute on 2 cores.
-    with prefect_test_harness(server_startup_timeout=300):
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture(autouse=True)
@@ -165,7 +156,11 @@ def test_a_tracking_server_that_does_not_answer_is_retried(tmp_path: Path, monke
     print(*events)
     assert outcome == {"data": "new version", **dict.fromkeys(STAGES, "ran")} and str(version.version) == "1"
     with get_client(sync_client=True) as prefect:
-        [train] = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["train"])))
+        [flow_run] = prefect.read_flow_runs(limit=1, sort="EXPECTED_START_TIME_DESC")  # type: ignore[arg-type]
+        [train] = prefect.read_task_runs(  # this run's; earlier tests' runs are in the harness's database too
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["train"])),
+        )
     assert train.state_name == "Completed" and train.run_count == 2  # failed once, then retried
 
 
