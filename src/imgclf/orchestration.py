@@ -1,4 +1,5 @@
-"""Running dvc.yaml stages one at a time through DVC, for the Prefect flow.
+"""Running dvc.yaml stages one at a time through DVC for the Prefect flow, and recording
+the raw folder as a DVC data version before them.
 
 Each stage runs through the DVC Python API (``reproduce`` of that single stage), so
 dvc.lock stays the one record of what ran on which data, and a stage whose deps and
@@ -11,19 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import chdir, contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imgclf.errors import ImgclfError, ParamsError, StageInputError, TrackingUnavailable
-from imgclf.params import Params
-from imgclf.tracking import quiet_telemetry
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -32,7 +28,6 @@ STAGES = ("validate", "split", "augment", "train", "evaluate", "register")
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b: ")
 # TensorFlow's C++ log lines (glog format: I0000 00:00:17... file.cc:31] ...), never the cause.
 _NATIVE_LOG = re.compile(r"^[IWEF]\d{4} |^WARNING: All log messages before absl")
-FLOW_FILE = "pipelines/training_flow.py"  # relative to the project root; also the deployments' entrypoint
 
 
 class StageFailed(ImgclfError):
@@ -63,166 +58,6 @@ def check_stages(stages: list[str] | None) -> None:
     unknown = sorted(set(stages or ()) - set(STAGES))
     if unknown:
         raise ParamsError(f"stages: unknown {unknown}; choose from {list(STAGES)}")
-
-
-def load_flow(params: Params) -> Any:
-    """The project's flow ``training_pipeline``, imported from FLOW_FILE.
-
-    A true import (the file's folder on sys.path), not an exec of the file: a served
-    deployment runs each flow run in a child process that must import it by name.
-    """
-    import importlib
-
-    quiet_telemetry()
-    path = params.root / FLOW_FILE
-    if not path.is_file():
-        raise ImgclfError(f"{path}: no flow file")
-    cached = sys.modules.get(path.stem)
-    if cached is not None and Path(str(cached.__file__)).resolve() != path.resolve():  # another project's
-        del sys.modules[path.stem]
-        sys.path[:] = [p for p in sys.path if p != str(Path(str(cached.__file__)).parent)]
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")]))
-    return importlib.import_module(path.stem).training_pipeline
-
-
-def run_flow(
-    params: Params, params_file: Path, *, force: bool = False, stages: list[str] | None = None, push: bool = False
-) -> dict[str, str]:
-    """Run the project's flow once and wait; its outcome per stage.
-
-    Raises:
-        ImgclfError: the failed stage's own message (the flow run ends Failed).
-    """
-    check_stages(stages)  # before a Prefect server starts
-    with _prefect_api() as ready:
-        flow = load_flow(params)
-        ready()
-        state = flow(params_file=str(params_file), force=force, stages=stages, push=push, return_state=True)
-    if not state.is_completed():
-        failure = state.result(raise_on_failure=False)
-        if isinstance(failure, ImgclfError):
-            raise failure
-        raise ImgclfError(f"the flow ended {state.name}: {state.message}")
-    return dict(state.result())
-
-
-@contextmanager
-def _prefect_api() -> Iterator[Callable[[], None]]:
-    """The Prefect API the flow reports to: PREFECT_API_URL when set (environment or
-    profile), else a temporary ``prefect server start`` on 127.0.0.1 for this run.
-
-    Yields a function that waits until the API answers. Prefect would start a temporary
-    server itself, but only when the flow is called, and only after importing its whole
-    server in this process (~4 s on 2 cores); started first, the server boots on the
-    other core while this process imports the flow.
-    """
-    from prefect.logging import get_logger
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, get_current_settings, temporary_settings
-
-    settings = get_current_settings()
-    if settings.api.url:
-        yield lambda: None
-        return
-    quiet_telemetry()  # before the server inherits this environment
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-services", "--no-ui"]  # a run, not a deployment: no scheduler
-    # The first start on a new PREFECT_HOME migrates its database: over a minute on 2 cores.
-    timeout = max(300, settings.server.ephemeral.startup_timeout_seconds)
-    with tempfile.TemporaryFile() as log:  # not a pipe: a server that logs a lot would fill it and block
-        server = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
-        )
-
-        def ready() -> None:
-            _wait_for_api(url, server, log, timeout)
-            get_logger("imgclf").info("a temporary Prefect server on %s, for this run", url)
-
-        try:
-            # No UI URL: the server has no UI, and is gone when the run ends.
-            with temporary_settings({PREFECT_API_URL: url, PREFECT_UI_URL: ""}):
-                yield ready
-                _flush_to_api()
-        finally:
-            _stop(server)
-
-
-def _wait_for_api(url: str, server: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> None:
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            log.seek(0)
-            said = log.read().decode(errors="replace").strip().splitlines()
-            reason = said[-1] if said else f"no answer in {timeout:.0f} s"
-            raise ImgclfError(f"the temporary Prefect server did not start: {reason}")
-        time.sleep(0.2)
-
-
-def _flush_to_api() -> None:
-    """Send the logs and events Prefect still queues, while the server is there to take
-    them (at exit, with it gone, Prefect would retry for a minute)."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    APILogWorker.drain_all(timeout=10)
-    EventsWorker.drain_all(timeout=10)
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def serve(params: Params, params_file: Path, cron: str | None, interval: int | None) -> None:
-    """Serve the flow as the deployment ``training-pipeline/scheduled`` until interrupted.
-
-    Each scheduled run is a whole flow run: unchanged data and params train nothing.
-    """
-    every = interval or (None if cron else params.orchestrate.interval)
-    schedule: dict[str, Any] = {"interval": every} if every else {"cron": cron or params.orchestrate.cron}
-    if "cron" in schedule:
-        check_cron(schedule["cron"], "--cron" if cron else "params.yaml: orchestrate.cron")
-    flow = load_flow(params)
-    with chdir(params.root):  # the deployment's entrypoint is relative to the project
-        # limit=1: one run at a time; a second would find DVC's lock on the project taken.
-        flow.serve(name="scheduled", parameters={"params_file": str(params_file)}, limit=1, **schedule)
-
-
-def check_cron(cron: str, key: str) -> None:
-    """Prefect's own check of a cron string (five fields, no random or hashed ones), as a
-    ParamsError naming ``key`` rather than a traceback from inside ``flow.serve``."""
-    from prefect._internal.schemas.validators import validate_cron_string
-
-    try:
-        validate_cron_string(cron)
-    except ValueError as exc:
-        raise ParamsError(f"{key}: {exc}") from None
 
 
 def scripts_first() -> str:

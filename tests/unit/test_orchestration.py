@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from imgclf.errors import ParamsError
-from imgclf.orchestration import _exit_status, check_cron, check_stages
+from imgclf.flowrun import check_cron
+from imgclf.orchestration import _exit_status, check_stages
 
 
 def test_unknown_stage_names_are_a_params_error_naming_them() -> None:

@@ -21,11 +21,11 @@ def run_flow(
     push: Annotated[bool, typer.Option(help="After success, `dvc push` to the default remote.")] = False,
 ) -> None:
     """Run the pipeline once as the Prefect flow training-pipeline (PREFECT_API_URL, or a temporary server)."""
-    from imgclf import orchestration
+    from imgclf import flowrun
 
     def step() -> dict[str, str]:
         params = params_of(ctx)
-        return orchestration.run_flow(params, ctx.obj.params.resolve(), force=force, stages=stage, push=push)
+        return flowrun.run_flow(params, ctx.obj.params.resolve(), force=force, stages=stage, push=push)
 
     outcome = call(ctx, step)
     out.print("run: " + ", ".join(f"{name} {what}" for name, what in outcome.items()))
@@ -40,9 +40,9 @@ def schedule(
     interval: Annotated[int | None, typer.Option(min=10, help="Every N seconds instead of a cron schedule.")] = None,
 ) -> None:
     """Serve the flow as a scheduled Prefect deployment (until Ctrl-C); needs a Prefect server (PREFECT_API_URL)."""
-    from imgclf import orchestration
+    from imgclf import flowrun
 
     if cron and interval:
         err.print("error: --cron and --interval: choose one")
         raise typer.Exit(2)
-    call(ctx, lambda: orchestration.serve(params_of(ctx), ctx.obj.params.resolve(), cron, interval))
+    call(ctx, lambda: flowrun.serve(params_of(ctx), ctx.obj.params.resolve(), cron, interval))
