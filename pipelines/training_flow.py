@@ -20,6 +20,8 @@ from imgclf import flowreports, orchestration, tracking
 from imgclf.data import read_csv
 from imgclf.params import Params, load_params
 
+REPORTED = ("validate", "evaluate", "register")  # the stages whose reports become artifacts
+
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry unless the stage named its failure (bad data or params will fail again)."""
@@ -102,7 +104,8 @@ def training_pipeline(
             if stage == "validate" and _failed_report(params):
                 publish(stage, params_file)  # the UI shows which expectations failed
             raise
-        publish(stage, params_file)
+        if stage in REPORTED:
+            publish(stage, params_file)
     if push:
         pushed = orchestration.push(params.root)
         outcome["push"] = "no default remote" if pushed is None else f"{pushed} files"
