@@ -82,6 +82,7 @@ def _prefect_api() -> Iterator[Callable[[], None]]:
 
     settings = get_current_settings()
     if settings.api.url:
+        check_api(settings.api.url)
         yield lambda: None
         return
     quiet_telemetry()  # before the server inherits this environment
@@ -107,6 +108,22 @@ def _prefect_api() -> Iterator[Callable[[], None]]:
                 _flush_to_api()
         finally:
             _stop(server)
+
+
+def check_api(url: str) -> None:
+    """One line instead of Prefect's traceback when the configured API does not answer.
+    Any HTTP answer will do (Prefect Cloud answers 401 without a key)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
+            pass
+    except urllib.error.HTTPError:
+        pass
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ImgclfError(f"PREFECT_API_URL {url} does not answer ({reason}); is the Prefect server running?") from None
 
 
 def _wait_for_api(url: str, server: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> None:
@@ -166,6 +183,15 @@ def serve(params: Params, params_file: Path, cron: str | None, interval: int | N
     schedule: dict[str, Any] = {"interval": every} if every else {"cron": cron or params.orchestrate.cron}
     if "cron" in schedule:
         check_cron(schedule["cron"], "--cron" if cron else "params.yaml: orchestrate.cron")
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:  # Prefect would start a temporary server, whose runs nothing schedules
+        raise ImgclfError(
+            "imgclf schedule needs a Prefect server with its scheduler: run `prefect server start` "
+            "and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    check_api(url)
     flow = load_flow(params)
     with chdir(params.root):  # the deployment's entrypoint is relative to the project
         # limit=1: one run at a time; a second would find DVC's lock on the project taken.
