@@ -40,18 +40,12 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     return took
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def scheduled_runs(project: Path, env: dict[str, str]) -> list[float]:
     """Durations of the first two scheduled runs of `imgclf schedule --interval 10`."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from imgclf.flowrun import free_port
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"

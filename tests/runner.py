@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from imgclf.flowrun import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -20,13 +21,6 @@ def imgclf(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the installed ``imgclf`` entry point as a user would."""
     command = [str(Path(sys.executable).with_name("imgclf")), *map(str, args)]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_http(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:

@@ -86,7 +86,7 @@ def _prefect_api() -> Iterator[Callable[[], None]]:
         yield lambda: None
         return
     quiet_telemetry()  # before the server inherits this environment
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--no-services", "--no-ui"]  # a run, not a deployment: no scheduler
@@ -166,7 +166,8 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
             server.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
     import socket
 
     with socket.socket() as probe:
