@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imgclf import owned
 from imgclf.manifest import COLUMNS, OK, ManifestRow
 from imgclf.params import Validate
 
@@ -86,6 +87,7 @@ def check(rows: list[ManifestRow], cfg: Validate, docs_dir: Path) -> dict[str, d
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
+    owned.check(docs_dir, "paths.data_docs")  # before the work: a folder of the user's there is an error
     tables = dict(zip(("manifest", "class_counts"), frames(rows, cfg), strict=True))
     outcomes: dict[str, dict[str, Any]] = {}
     build = Path(tempfile.mkdtemp(dir=_parent(docs_dir), prefix=f".{docs_dir.name}."))
@@ -102,7 +104,8 @@ def check(rows: list[ManifestRow], cfg: Validate, docs_dir: Path) -> dict[str, d
             result = definition.run(batch_parameters={"dataframe": tables[table]}, result_format="BASIC")
             outcomes.update(_outcomes(result, list(expectations)))
         context.build_data_docs()
-        shutil.rmtree(docs_dir, ignore_errors=True)
+        owned.mark(build, "validate")
+        owned.remove(docs_dir, "paths.data_docs")
         os.replace(build, docs_dir)
     finally:
         shutil.rmtree(build, ignore_errors=True)

@@ -24,7 +24,7 @@ from imgclf.errors import ImgclfError, ParamsError, StageInputError, TrackingUna
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
-STAGES = ("validate", "split", "augment", "train", "evaluate", "register")
+STAGES = ("check", "validate", "split", "augment", "train", "evaluate", "register")
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b: ")
 # TensorFlow's C++ log lines (glog format: I0000 00:00:17... file.cc:31] ...), never the cause.
 _NATIVE_LOG = re.compile(r"^[IWEF]\d{4} |^WARNING: All log messages before absl")

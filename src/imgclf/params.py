@@ -6,6 +6,7 @@ keys through ``${paths.*}`` templating, so each path is written exactly once.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +47,14 @@ class Paths(_Section):
     model_card: str = "reports/model_card.md"  # data, settings, metrics and the registry decision
     promotion: str = "reports/promotion.json"  # the gate's decision on the last registered model
     mlruns: str = "mlruns"  # the local MLflow store (sqlite + artifacts) unless MLFLOW_TRACKING_URI is set
+    params_check: str = "reports/params_check.json"  # written by the check stage every other stage waits for
+    # paths.raw may lie outside the project only when this says so (a mounted photo share):
+    # a typo there would otherwise make validate read, and hash, any folder of the machine.
+    raw_outside_project: bool = False
+
+    def outputs(self) -> dict[str, str]:
+        """Every path a stage writes (or may delete and rebuild), by key."""
+        return {key: value for key, value in self.model_dump().items() if isinstance(value, str) and key != "raw"}
 
 
 class Validate(_Section):
@@ -234,6 +243,61 @@ class Params(_Section):
         """Absolute path of ``paths.<key>``."""
         relative: str = getattr(self.paths, key)
         return (self.root / relative).resolve()
+
+    @model_validator(mode="after")
+    def _paths_guarded(self) -> Params:
+        guard_paths(self.paths, self.root.resolve())
+        return self
+
+
+# Project files no output may replace, hold or lie inside.
+_PROTECTED = (".git", ".dvc", "params.yaml", "dvc.yaml", "dvc.lock")
+
+
+def guard_paths(paths: Paths, root: Path) -> None:
+    """Reject a paths section whose outputs could overwrite or delete what is not theirs.
+
+    Stages delete their outputs before rebuilding them (and so does DVC), so an output
+    that names the images, another output, or a folder outside the project would wipe
+    it. The check is on the written path (inside the project) and on the resolved one
+    (no output reaches ``raw`` through a symlink).
+
+    Raises:
+        ValueError: ``paths.<key>: ...``, which load_params turns into a one-line ParamsError.
+    """
+    raw = root / paths.raw
+    if _lexical(raw) == root:
+        raise ValueError(f"paths.raw: {paths.raw} is the project folder itself; give the images a folder of their own")
+    if not paths.raw_outside_project and not _inside(_lexical(raw), root):
+        raise ValueError(
+            f"paths.raw: {paths.raw} is outside the project {root}; "
+            "move the images in, or set paths.raw_outside_project: true"
+        )
+    taken = {"raw": raw.resolve()} | {name: root / name for name in _PROTECTED}
+    for key, value in paths.outputs().items():
+        target = root / value
+        if _lexical(target) == root or not _inside(_lexical(target), root):
+            raise ValueError(f"paths.{key}: {value} is outside the project {root}; outputs must lie inside it")
+        for other, taken_path in taken.items():
+            if _overlap(target.resolve(), taken_path.resolve()):
+                what = f"paths.{other}" if other in Paths.model_fields else other
+                raise ValueError(f"paths.{key}: {value} overlaps {what}; each output needs a path of its own")
+        taken[key] = target
+
+
+def _lexical(path: Path) -> Path:
+    # Normalised without following symlinks: a data/raw that links to another disk is
+    # still "in the project" as the user wrote it.
+    return Path(os.path.normpath(path))
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    """Equal, or one holds the other."""
+    return a == b or a in b.parents or b in a.parents
 
 
 def load_params(file: Path = DEFAULT_PARAMS) -> Params:

@@ -29,7 +29,7 @@ def test_fresh_clone_reproduces_the_committed_data_and_outputs(tmp_path: Path) -
     made = imgclf("demo-data", "--if-empty", cwd=repo)
     assert made.returncode == 0, made.stderr
     assert len(list((repo / "data" / "raw").rglob("*.png"))) == 2000
-    stages = ["validate", "split", "augment", "train", "evaluate", "register"]
+    stages = ["check", "validate", "split", "augment", "train", "evaluate", "register"]
     assert ran(sh("dvc", "repro", cwd=repo)) == stages
 
     # Byte-identical demo data: data/raw.dvc as committed on main.
@@ -61,7 +61,7 @@ def test_fresh_clone_reproduces_the_committed_data_and_outputs(tmp_path: Path) -
 
     # An experiment with fewer epochs reruns train and evaluate only, into the same store.
     experiment = sh("dvc", "exp", "run", "-S", "train.epochs=2", cwd=repo)
-    assert ran(experiment) == ["train", "evaluate", "register"]
+    assert ran(experiment) == ["check", "train", "evaluate", "register"]
     # Two epochs make a weaker model: registered, but the champion stays.
     assert str(client.get_model_version_by_alias("catdog-cnn", "challenger").version) == "2"
     assert str(client.get_model_version_by_alias("catdog-cnn", "champion").version) == "1"

@@ -91,7 +91,9 @@ def test_the_flow_runs_every_stage_then_skips_them_all(tmp_path: Path) -> None:
     # New images land: the next run records them as a new data version, then does everything again.
     recorded = dvc_md5(repo / "data" / "raw.dvc")
     class_folder(repo / "data" / "raw", "cat", 10, seed=3, fmt="JPEG")
-    assert run_flow(params, repo / "params.yaml") == {"data": "new version", **dict.fromkeys(STAGES, "ran")}
+    # check's input, params.yaml, did not change: only the stages after it rerun.
+    rerun = {"data": "new version", **dict.fromkeys(STAGES, "ran"), "check": "skipped"}
+    assert run_flow(params, repo / "params.yaml") == rerun
     assert dvc_md5(repo / "data" / "raw.dvc") != recorded
     assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=repo).stdout
     assert len(client.search_model_versions("name='catdog-cnn'")) == 2
@@ -213,7 +215,7 @@ def test_imgclf_run_starts_and_stops_its_own_temporary_server(
         cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "run: data new version, validate ran, split ran"
+    assert done.stdout.strip().splitlines()[-1] == "run: data new version, check ran, validate ran, split ran"
     [url] = re.findall(r"a temporary Prefect server on (http://127\.0\.0\.1:\d+/api)", done.stderr)
     with pytest.raises(OSError):  # stopped with the run
         urllib.request.urlopen(f"{url}/health", timeout=5)

@@ -125,3 +125,51 @@ def test_train_exits_2_for_an_unknown_strategy(write_params: Callable[..., Path]
     assert result.stderr.strip() == (
         "error: params.yaml: train.distribute: input should be 'none', 'mirrored' or 'multi_worker' (got 'tpu')"
     )
+
+
+@pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        # Each of these once deleted or read what was not imgclf's (issue 10, finding 1 and 7).
+        ({"checkpoints": "data/raw"}, "paths.checkpoints: data/raw overlaps paths.raw"),
+        ({"augmented": "data/raw/aug"}, "paths.augmented: data/raw/aug overlaps paths.raw"),
+        ({"data_docs": "data"}, "paths.data_docs: data overlaps paths.raw"),
+        ({"checkpoints": "/some/dir"}, "paths.checkpoints: /some/dir is outside the project"),
+        ({"model": "../model.keras"}, "paths.model: ../model.keras is outside the project"),
+        ({"plots": "."}, "paths.plots: . is outside the project"),
+        ({"plots": "reports"}, "paths.plots: reports overlaps paths.validation_report"),
+        ({"data_docs": ".git"}, "paths.data_docs: .git overlaps .git"),
+        ({"metrics": "params.yaml"}, "paths.metrics: params.yaml overlaps params.yaml"),
+        ({"raw": "/etc"}, "paths.raw: /etc is outside the project"),
+        ({"raw": "."}, "paths.raw: . is the project folder itself"),
+    ],
+)
+def test_paths_that_could_overwrite_others_are_refused(
+    write_params: Callable[..., Path], paths: dict[str, str], message: str
+) -> None:
+    path = write_params(paths=paths)
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_an_output_reaching_raw_through_a_symlink_is_refused(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "data" / "raw")
+    with pytest.raises(ParamsError, match=r"paths\.checkpoints: elsewhere overlaps paths\.raw"):
+        load_params(write_params(paths={"checkpoints": "elsewhere"}))
+
+
+def test_raw_outside_the_project_only_when_asked(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-photos"
+    params = load_params(write_params(paths={"raw": str(outside), "raw_outside_project": True}))
+    assert params.path("raw") == outside.resolve()
+
+
+def test_raw_outside_the_project_exits_2_before_reading_it(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    write_params(paths={"raw": "/etc"})
+    result = imgclf("validate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: params.yaml: paths.raw: /etc is outside the project")
+    assert not (tmp_path / "data" / "manifest.csv").exists()

@@ -43,6 +43,15 @@ def demo_data(
 
 
 @app.command(rich_help_panel=PANEL)
+def check(ctx: typer.Context) -> None:
+    """Check the whole params.yaml (keys, bounds, paths) before any stage deletes its outputs."""
+    from imgclf.stages import check as stage
+
+    written = call(ctx, lambda: stage.run(params_of(ctx)))
+    out.print(f"check: {ctx.obj.params} is valid ({written.name} written)")
+
+
+@app.command(rich_help_panel=PANEL)
 def validate(ctx: typer.Context) -> None:
     """Scan the raw folder into a manifest and check it with Great Expectations."""
     from imgclf.stages import validate as stage

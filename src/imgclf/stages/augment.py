@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgclf import owned
 from imgclf.data import read_csv
 from imgclf.errors import StageInputError
 from imgclf.imaging import load_rgb
@@ -44,11 +45,12 @@ def run(params: Params) -> AugmentResult:
         raise StageInputError(f"{params.paths.split}: not found; run `imgclf split` first")
     train = [(r["path"], r["label"]) for r in read_csv(split_csv) if r["split"] == "train"]
     out = params.path("augmented")
+    owned.check(out, "paths.augmented")  # before the work: a folder of the user's there is an error, not a loss
     if params.augment.mode == "offline":
         files = _write_variants(params, train, out)
     else:
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
+        owned.remove(out, "paths.augmented")
+        owned.mark(out, "augment")
         # DVC's declared output must exist and not be empty; say why there are no images.
         (out / "README.txt").write_text(f"augment.mode is {params.augment.mode}: no files are written here.\n")
         files = [TrainingFile(f"{params.paths.raw}/{path}", label, path, 0) for path, label in train]
@@ -84,6 +86,7 @@ def _write_variants(params: Params, train: list[tuple[str, str]], out: Path) -> 
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     files = []
     try:
+        owned.mark(staging, "augment")
         for index, (path, label, original) in enumerate(images):
             # A name from the source path: unique, stable, and free of the user's odd characters.
             stem = hashlib.sha256(path.encode()).hexdigest()[:16]
@@ -92,7 +95,7 @@ def _write_variants(params: Params, train: list[tuple[str, str]], out: Path) -> 
                 name = f"{label}/{stem}_{variant}.png"
                 Image.fromarray(pixels).save(staging / name, format="PNG", compress_level=1)
                 files.append(TrainingFile(f"{params.paths.augmented}/{name}", label, path, variant))
-        shutil.rmtree(out, ignore_errors=True)
+        owned.remove(out, "paths.augmented")
         staging.replace(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from imgclf import tracking
+from imgclf import owned, tracking
 from imgclf.atomic import write_json
 from imgclf.data import Examples, split_examples
 from imgclf.errors import ParamsError, StageInputError
@@ -63,6 +63,8 @@ def run(params: Params) -> EvaluateResult:
     )
 
     plots = params.path("plots")
+    owned.check(plots, "paths.plots")
+    owned.mark(plots, "evaluate")  # DVC clears the folder before each run; the marker tells `imgclf check` it is ours
     figures = {"confusion_matrix": reporting.confusion_plot(scored.confusion, classes)}
     if positive is not None and len(set(test.labels)) == 2:
         pos = classes.index(positive)
@@ -91,7 +93,7 @@ def load_candidate(params: Params) -> tuple[Classifier, Examples]:
     model_path, classes_path = params.path("model"), params.path("classes")
     if not model_path.exists() or not classes_path.exists():
         raise StageInputError(f"{params.paths.model}: no trained model; run `imgclf train` first")
-    classifier = Classifier.load(model_path, classes_path)
+    classifier = Classifier.load(model_path, classes_path, params.validation.max_pixels)
     positive = params.evaluate.positive_class
     if positive is not None and positive not in classifier.classes:
         raise ParamsError(

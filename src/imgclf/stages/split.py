@@ -91,10 +91,16 @@ def run(params: Params) -> SplitResult:
     report_path, manifest_path = params.path("validation_report"), params.path("manifest")
     if not report_path.exists() or not manifest_path.exists():
         raise StageInputError("no validated manifest: run `imgclf validate` first")
-    if not json.loads(report_path.read_text(encoding="utf-8")).get("success"):
+    validation = json.loads(report_path.read_text(encoding="utf-8"))
+    if not validation.get("success"):
         raise StageInputError(
             f"{params.paths.validation_report} says validation failed: fix the data and rerun validate"
         )
+    with manifest_path.open("rb") as manifest:
+        if validation.get("manifest_sha256") != hashlib.file_digest(manifest, "sha256").hexdigest():
+            raise StageInputError(
+                f"{params.paths.validation_report} was not written for {params.paths.manifest}: rerun `imgclf validate`"
+            )
     cfg = params.split
     rows = split_rows(read_manifest(manifest_path), cfg)
     by_class, misses = fractions(rows, cfg)

@@ -8,6 +8,7 @@ see why, and the report's ``success: false`` stops the split stage from trusting
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,10 @@ def run(params: Params) -> ValidationResult:
     # finds no report, rather than an old "success" beside a new, unchecked manifest.
     params.path("validation_report").unlink(missing_ok=True)
     write_csv(params.path("manifest"), rows, COLUMNS)
+    # The manifest's digest ties the report to it: split trusts a "success" only for
+    # the very manifest it reads.
+    with params.path("manifest").open("rb") as written:
+        report["manifest_sha256"] = hashlib.file_digest(written, "sha256").hexdigest()
     write_json(params.path("validation_report"), report)
     if not report["success"]:
         failed = [f"{name} ({e['detail']})" for name, e in outcomes.items() if not e["success"]]
