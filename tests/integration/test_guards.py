@@ -66,9 +66,12 @@ def test_an_output_naming_the_images_stops_repro_before_any_stage(project: Path,
     images = snapshot(project / "data" / "raw")
     set_params(project, paths=paths)
     result = sh("dvc", "repro", "-f", cwd=project, check=False)
-    assert result.returncode != 0 and ran(result) == ["check"]
+    assert result.returncode != 0 and snapshot(project / "data" / "raw") == images
     key = next(iter(paths))
-    assert f"error: params.yaml: paths.{key}: {paths[key]} overlaps paths.raw" in result.stderr
+    if "defined as both a dependency and an output" not in result.stderr:  # DVC's own refusal (augmented)
+        assert ran(result) == ["check"]
+        assert f"error: params.yaml: paths.{key}: {paths[key]} overlaps paths.raw" in result.stderr
+    assert imgclf("train", cwd=project).returncode == 2  # and run by hand: exit 2, nothing touched
     assert snapshot(project / "data" / "raw") == images
 
 
