@@ -7,6 +7,7 @@ serving use, so every image mode becomes RGB the same way everywhere.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ class Examples:
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows as written by manifest.write_csv; quoted \\r and \\n inside a field (a file name) stay in it."""
     with path.open(encoding="utf-8", newline="") as src:
         return list(csv.DictReader(src))
 
@@ -57,7 +59,9 @@ def make_dataset(
         image.set_shape([None, None, 3])
         return resize_uint8(image, image_size), label
 
-    paths = [str(f) for f in examples.files]
+    # The OS's bytes, not str: TF would encode a str as UTF-8, which no surrogate-escaped
+    # (non-UTF-8) name survives; _decode opens these exact bytes.
+    paths = [os.fsencode(f) for f in examples.files]
     data = tf.data.Dataset.from_tensor_slices((paths, tf.constant(examples.labels, tf.int32)))
     data = data.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
     if shuffle_seed is not None:

@@ -1,84 +1,22 @@
 """Fitting a Keras model resumably: per-epoch backups, a history that survives a kill,
-and per-epoch MLflow metrics. Everything it writes lives under one checkpoint folder.
+and per-epoch MLflow metrics. Everything it writes lives under one checkpoint folder
+(imgclf.checkpoints, which makes each backup crash-consistent).
 
 Imports Keras at the top: only the train stage imports this module, inside its run().
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import keras
 import mlflow
 
+from imgclf.checkpoints import HISTORY_COLUMNS, Backup, Checkpoints
 from imgclf.params import Params
 
 if TYPE_CHECKING:
     import tensorflow as tf
-
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
-
-
-def fingerprint(params: Params, *inputs: Path) -> str:
-    """What a training depends on: a backup made for anything else must not be resumed."""
-    digest = hashlib.sha256()
-    settings = params.model_dump(by_alias=True, include={"augment", "model", "train"})
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    for path in inputs:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-class Checkpoints:
-    """The checkpoint folder: a state file (fingerprint, MLflow run id), backups, history."""
-
-    def __init__(self, folder: Path, fingerprint: str) -> None:
-        self.folder = folder
-        state = self._read_state()
-        if state.get("fingerprint") != fingerprint:
-            shutil.rmtree(folder, ignore_errors=True)  # left by another configuration: start over
-            state = {"fingerprint": fingerprint}
-        folder.mkdir(parents=True, exist_ok=True)
-        self.state = state
-        self._write_state()
-
-    @property
-    def run_id(self) -> str | None:
-        return self.state.get("run_id")
-
-    @run_id.setter
-    def run_id(self, value: str) -> None:
-        self.state["run_id"] = value
-        self._write_state()
-
-    def history_rows(self) -> list[dict[str, str]]:
-        """One row per epoch; an epoch redone after a kill keeps its latest row."""
-        path = self.folder / "history.csv"
-        if not path.exists():
-            return []
-        with path.open(encoding="utf-8", newline="") as src:
-            rows = {int(r["epoch"]): r for r in csv.DictReader(src)}
-        return [rows[e] for e in sorted(rows)]
-
-    def phase_done(self, phase: str) -> Path:
-        return self.folder / f"{phase}.weights.h5"
-
-    def clear(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _read_state(self) -> dict[str, Any]:
-        try:
-            return dict(json.loads((self.folder / "state.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            return {}
-
-    def _write_state(self) -> None:
-        (self.folder / "state.json").write_text(json.dumps(self.state), encoding="utf-8")
 
 
 def fit(
@@ -101,44 +39,77 @@ def fit(
     ``track`` is False on all but the chief, which alone logs epochs to MLflow.
     """
     cfg = params.train
-    done = checkpoints.phase_done(phase)
-    if done.exists():  # this phase finished before a kill in a later one
-        model.load_weights(done)
-        return int(json.loads((checkpoints.folder / f"{phase}.json").read_text(encoding="utf-8"))["last_epoch"])
-    log = _EpochLog(checkpoints.folder / "history.csv", track)
+    backup = checkpoints.backup(phase)
+    if backup is not None and backup.done:  # this phase finished before a kill in a later one
+        _load(model, backup)
+        return backup.last_epoch
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(checkpoints.folder / f"backup-{phase}"), delete_checkpoint=True),
         keras.callbacks.EarlyStopping(patience=cfg.early_stopping_patience, restore_best_weights=True),
-        log,
+        _EpochLog(checkpoints, track),
     ]
     if cfg.lr_schedule == "plateau":  # a cosine schedule sets the rate itself
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(factor=cfg.reduce_lr_factor, patience=cfg.reduce_lr_patience)
         )
+    # Last: at the end it backs up the weights EarlyStopping restored; after each epoch,
+    # once the epoch's row is in the history.
+    saver = _Backup(checkpoints, phase, initial_epoch, backup)
     model.fit(
         train,
         validation_data=val,
         epochs=epochs,
         initial_epoch=initial_epoch,
         class_weight=class_weight,
-        callbacks=callbacks,
+        callbacks=[*callbacks, saver],
         shuffle=False,  # the dataset shuffles itself, seeded
         verbose=0,
     )
-    last = log.last_epoch if log.last_epoch is not None else epochs - 1
-    model.save_weights(done)
-    (checkpoints.folder / f"{phase}.json").write_text(json.dumps({"last_epoch": last}), encoding="utf-8")
-    return last
+    return saver.last_epoch
+
+
+def _load(model: keras.Model, backup: Backup) -> None:
+    """Restore weights and optimizer state, as keras.callbacks.BackupAndRestore does."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # its variables must exist to be loaded
+    model.load_weights(backup.path)
+
+
+class _Backup(keras.callbacks.Callback):  # type: ignore[misc]
+    """keras.callbacks.BackupAndRestore, crash-consistent: each backup is complete and
+    verified before it is used (imgclf.checkpoints), and the phase's end is one too."""
+
+    def __init__(self, checkpoints: Checkpoints, phase: str, initial_epoch: int, resume: Backup | None) -> None:
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.phase = phase
+        self.resume = resume
+        self.last_epoch = (resume.epoch if resume else initial_epoch) - 1
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        # Keras keeps _initial_epoch on the model across fits: set it every time, or a
+        # resumed first phase would move the start of the next one.
+        self.model._initial_epoch = None
+        if self.resume is not None:
+            _load(self.model, self.resume)
+            self.model._initial_epoch = self.resume.epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.last_epoch = epoch
+        self.checkpoints.save(self.phase, self.model, epoch=epoch + 1, done=False, last_epoch=epoch)
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        last = self.last_epoch
+        self.checkpoints.save(self.phase, self.model, epoch=last + 1, done=True, last_epoch=last)
 
 
 class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
-    """Appends each epoch to a CSV (flushed, so a kill keeps it) and, if ``track``, to the active MLflow run."""
+    """Appends each epoch to the history CSV (flushed, so a kill keeps it) and, if ``track``,
+    to the active MLflow run."""
 
-    def __init__(self, path: Path, track: bool) -> None:
+    def __init__(self, checkpoints: Checkpoints, track: bool) -> None:
         super().__init__()
-        self.path = path
+        self.checkpoints = checkpoints
         self.track = track
-        self.last_epoch: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         logs = dict(logs or {})
@@ -147,10 +118,4 @@ class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
         # MLflow first: once an epoch's row is in the CSV, its metrics are in the run.
         if self.track:
             mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and v != ""}, step=epoch)
-        new = not self.path.exists()
-        with self.path.open("a", encoding="utf-8", newline="") as out:
-            writer = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        self.last_epoch = epoch
+        self.checkpoints.append_history(row)

@@ -39,6 +39,7 @@ class Reason(StrEnum):
     TOO_SMALL = "too_small"  # a side below validate.min_side
     TOO_LARGE = "too_large"  # over validate.max_side or validate.max_pixels
     SYMLINK_OUTSIDE = "symlink_outside"  # a link that leaves the raw folder
+    BAD_FILENAME = "bad_filename"  # a path that is not UTF-8: DVC, MLflow and UTF-8 CSV cannot hold it
     DUPLICATE = "duplicate"  # the same bytes as an earlier file of the same class
     LABEL_CONFLICT = "label_conflict"  # the same bytes under two or more classes
 

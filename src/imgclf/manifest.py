@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -16,7 +17,7 @@ EXCLUDED = "excluded"
 
 @dataclass(frozen=True)
 class ManifestRow:
-    path: str  # POSIX path relative to the raw folder; its first part is the label
+    path: str  # POSIX path relative to the raw folder; its first part is the label. escape_name'd if not UTF-8
     label: str
     status: str  # OK or EXCLUDED
     reason: str  # empty for OK rows, an imaging.Reason value otherwise
@@ -30,10 +31,32 @@ class ManifestRow:
 COLUMNS = tuple(f.name for f in fields(ManifestRow))
 
 
+def is_utf8(name: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python holds them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escape_name(name: str) -> str:
+    r"""``name`` as UTF-8 text: each byte that is not UTF-8 becomes ``\xNN``, like Python's
+    ``bytes`` repr (b'caf\xe9.jpg' -> 'caf\\xe9.jpg'); a UTF-8 name is returned unchanged.
+
+    Only for display and records: a name that really contains a backslash-x reads the same.
+    """
+    return name if is_utf8(name) else os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def write_csv(path: Path, rows: Iterable[Any], columns: Sequence[str]) -> None:
-    """Write rows (dataclasses or mappings) to ``path`` atomically, in ``columns`` order."""
+    r"""Write rows (dataclasses or mappings) to ``path`` atomically, in ``columns`` order.
+
+    The csv module's default dialect (RFC 4180): "\r\n" line ends, and any field holding
+    a comma, quote, \r or \n is quoted, so a file name with a line break stays one row.
+    """
     with replacing(path) as out:
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
         writer.writerows(row if isinstance(row, Mapping) else asdict(row) for row in rows)
 

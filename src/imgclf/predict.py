@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from imgclf.errors import StageInputError
 from imgclf.imaging import Limits, Reason, inspect_bytes, load_rgb
@@ -113,22 +113,53 @@ def columns(classes: list[str]) -> list[str]:
     return ["path", "label", *(f"p_{c}" for c in classes), "error"]
 
 
+def check_output(output: Path) -> None:
+    """Fail before any work if ``output`` cannot be written (a missing permission, a file
+    where its folder should be), rather than after every prediction was computed."""
+    import tempfile
+
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise StageInputError(f"--output {output}: cannot write there ({exc.strerror or type(exc).__name__})") from None
+
+
 def write(result: PredictResult, output: Path | None) -> None:
-    """The rows as CSV on stdout, or atomically to a .csv or .json file."""
-    import csv
+    r"""The rows as CSV on stdout, or atomically to a .csv or .json file.
+
+    A path whose bytes are not UTF-8 is written escaped (manifest.escape_name: each such
+    byte as ``\xNN``), as UTF-8 CSV and JSON cannot hold it; every row is kept. If the
+    file cannot be written after all, the rows go to stdout rather than being lost.
+    """
     import sys
 
     from imgclf.atomic import write_json
-    from imgclf.manifest import write_csv
+    from imgclf.manifest import escape_name, write_csv
 
     names = columns(result.classes)
+    rows = [{**row, "path": escape_name(row["path"])} for row in result.rows]
     # Six decimals in CSV; JSON keeps the numbers and leaves empty fields out.
-    rows = [{c: f"{v:.6f}" if isinstance(v := row.get(c, ""), float) else v for c in names} for row in result.rows]
+    table = [{c: f"{v:.6f}" if isinstance(v := row.get(c, ""), float) else v for c in names} for row in rows]
     if output is None:
-        writer = csv.DictWriter(sys.stdout, fieldnames=names, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    elif output.suffix == ".json":
-        write_json(output, [{k: v for k, v in row.items() if v != ""} for row in result.rows])
-    else:
-        write_csv(output, rows, names)
+        _csv_to(sys.stdout, table, names)
+        return
+    try:
+        if output.suffix == ".json":
+            write_json(output, [{k: v for k, v in row.items() if v != ""} for row in rows])
+        else:
+            write_csv(output, table, names)
+    except OSError as exc:  # e.g. the disk filled up while predicting
+        _csv_to(sys.stdout, table, names)
+        raise StageInputError(
+            f"--output {output}: cannot write ({exc.strerror or type(exc).__name__}); the rows are on stdout"
+        ) from None
+
+
+def _csv_to(out: TextIO, table: list[dict[str, Any]], names: list[str]) -> None:
+    import csv
+
+    writer = csv.DictWriter(out, fieldnames=names)  # the default dialect, as in files
+    writer.writeheader()
+    writer.writerows(table)

@@ -2,6 +2,11 @@
 
 Reads files (in a process pool for large folders) and writes nothing. The class of a
 file is its first-level folder; the folder's other levels are just organisation.
+
+A path that is not UTF-8 (b'caf\\xe9.jpg' from a Latin-1 export) is excluded as
+``bad_filename`` without being read, and recorded escaped (manifest.escape_name): the
+manifest, MLflow and DVC (which cannot hash such a folder) all need UTF-8 names, and
+an escaped name that some later stage failed to unescape would open the wrong file.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from imgclf.imaging import Limits, Probe, Reason, probe
-from imgclf.manifest import EXCLUDED, OK, ManifestRow
+from imgclf.manifest import EXCLUDED, OK, ManifestRow, escape_name, is_utf8
 from imgclf.progress import track
 
 log = logging.getLogger(__name__)
@@ -107,19 +112,29 @@ def scan(raw: Path, limits: Limits, workers: int = 0) -> tuple[list[ManifestRow]
     """The manifest of ``raw`` and the counts of what was skipped; reads files, writes nothing."""
     skipped: Counter[str] = Counter()
     paths = list_candidates(raw, skipped)
-    probes = track(probe_all(raw, paths, limits, workers), len(paths), "validate")
-    rows = [
-        ManifestRow(
-            path=path,
-            label=path.split("/", 1)[0],
-            status=OK if found.reason is None else EXCLUDED,
-            reason="" if found.reason is None else found.reason.value,
-            sha256=found.sha256,
-            width=found.width,
-            height=found.height,
-            mode=found.mode,
-            bytes=found.bytes,
+    readable = [path for path in paths if is_utf8(path)]
+    if len(readable) < len(paths):
+        log.warning(
+            "%d file names under %s are not UTF-8 (excluded as bad_filename); rename them, "
+            "e.g. convmv -f latin1 -t utf8 -r --notest: DVC cannot hash the folder either",
+            len(paths) - len(readable),
+            raw,
         )
-        for path, found in zip(paths, probes, strict=True)
-    ]
+    probes = track(probe_all(raw, readable, limits, workers), len(readable), "validate")
+    found = dict(zip(readable, probes, strict=True))
+    rows = [_row(escape_name(path), found.get(path, Probe(Reason.BAD_FILENAME))) for path in paths]
     return resolve_duplicates(rows), skipped
+
+
+def _row(path: str, found: Probe) -> ManifestRow:
+    return ManifestRow(
+        path=path,
+        label=path.split("/", 1)[0],
+        status=OK if found.reason is None else EXCLUDED,
+        reason="" if found.reason is None else found.reason.value,
+        sha256=found.sha256,
+        width=found.width,
+        height=found.height,
+        mode=found.mode,
+        bytes=found.bytes,
+    )

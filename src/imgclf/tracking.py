@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -26,6 +27,8 @@ from imgclf.params import Params
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
+
+log = logging.getLogger(__name__)
 
 
 def quiet_telemetry() -> None:
@@ -109,6 +112,37 @@ def _get_or_create_experiment(params: Params) -> str:
             if found is None:
                 raise exc from None
             return str(found.experiment_id)
+
+
+def end_abandoned_run(run_id: str, uri: str) -> None:
+    """Mark a run that a killed training left RUNNING as KILLED, in the store ``uri`` it is in.
+
+    Called when a training starts that will not resume it (its inputs changed). A run
+    already ended, or gone from its store, is left as it is.
+
+    Raises:
+        TrackingUnavailable: the store did not answer; the run's record is kept, so the
+            next try closes it.
+    """
+    quiet_telemetry()
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    try:
+        status = client.get_run(run_id).info.status
+        if status == "RUNNING":
+            client.set_tag(run_id, "ended_by", "a later training with other inputs: this one was killed")
+            client.set_terminated(run_id, status="KILLED")
+    except MlflowException as exc:
+        if str(exc).startswith("API request to"):
+            raise TrackingUnavailable(
+                f"the tracking server {uri} did not answer ({_no_answer(str(exc))}) "
+                f"while closing run {run_id}, left RUNNING by a killed training"
+            ) from None
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        log.warning("run %s, left by a killed training, is no longer in %s", run_id, uri)
 
 
 def _no_answer(message: str) -> str:

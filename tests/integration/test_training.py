@@ -126,3 +126,19 @@ def test_an_unknown_positive_class_is_a_params_error(binary: Params, tmp_path: P
     )
     with pytest.raises(ParamsError, match=r"evaluate.positive_class: 'cow' is not one of the classes \['cat', 'dog'\]"):
         evaluate.run(params)
+
+
+def test_listed_images_that_are_gone_stop_train_before_tensorflow_reads(tmp_path: Path) -> None:
+    import yaml
+
+    from imgclf.errors import StageInputError
+
+    params = make_project(tmp_path, ("cat", "dog"), per_class=10)
+    for stage in (validate, split, augment):
+        stage.run(params)  # type: ignore[attr-defined]
+    (tmp_path / "data" / "moved").mkdir()  # paths.raw changed, split not rerun
+    settings = yaml.safe_load((tmp_path / "params.yaml").read_text(encoding="utf-8"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**settings, "paths": {"raw": "data/moved"}}))
+    with pytest.raises(StageInputError, match=r"\d+ of the \d+ images .* are missing \(data/moved/.*imgclf split"):
+        train.run(load_params(tmp_path / "params.yaml"))
+    assert not (tmp_path / "models" / "checkpoints").exists()  # nothing started

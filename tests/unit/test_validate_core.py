@@ -1,4 +1,4 @@
-"""The pure parts of the validate stage: listing candidates and resolving duplicates."""
+"""The pure parts of the validate stage: listing candidates, resolving duplicates, recording names."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from images import write
-from imgclf.manifest import EXCLUDED, OK, ManifestRow
-from imgclf.scan import is_clutter, list_candidates, resolve_duplicates
+from images import encode, rgb, write
+from imgclf.data import read_csv
+from imgclf.imaging import Limits
+from imgclf.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, escape_name, read_manifest, write_csv
+from imgclf.scan import is_clutter, list_candidates, resolve_duplicates, scan
 from imgclf.stages.validate import summarize
 
 
@@ -67,3 +69,42 @@ def test_summary_counts_every_reason_even_zero() -> None:
     assert report["by_class"] == {"cat": {"ok": 1, "excluded": 0}, "dog": {"ok": 1, "excluded": 1}}
     assert report["expectations"] == {"x": {"success": True, "observed": 0}}
     assert report["success"] is True and report["excluded_fraction"] == pytest.approx(1 / 3, abs=1e-5)
+
+
+# Every character csv must quote or keep: line breaks of both kinds, commas, quotes, non-ASCII.
+ODD_NAMES = ["cat/car\riage.png", "cat/line\nfeed.png", "cat/crlf\r\n.png", 'cat/a,"b".png', "cat/ü é.png"]
+
+
+def test_odd_names_round_trip_through_the_manifest_and_every_csv(tmp_path: Path) -> None:
+    rows = [row(name, str(i)) for i, name in enumerate(ODD_NAMES)]
+    write_csv(tmp_path / "manifest.csv", rows, COLUMNS)
+    assert read_manifest(tmp_path / "manifest.csv") == rows
+    assert [r["path"] for r in read_csv(tmp_path / "manifest.csv")] == ODD_NAMES
+    # RFC 4180 on disk: CRLF row ends, and the fields with a line break are quoted.
+    assert (tmp_path / "manifest.csv").read_bytes().count(b"\r\n") == len(rows) + 2  # header, rows, one in a name
+
+
+@pytest.mark.parametrize(
+    ("name", "recorded"),
+    [
+        ("cat/plain.png", "cat/plain.png"),
+        ("cat/ü é\r.png", "cat/ü é\r.png"),  # UTF-8 names are kept as they are
+        (os.fsdecode(b"cat/caf\xe9.png"), "cat/caf\\xe9.png"),  # Latin-1 e-acute
+        (os.fsdecode(b"\xff\xfe/x.png"), "\\xff\\xfe/x.png"),
+    ],
+)
+def test_names_that_are_not_utf8_are_escaped_like_bytes_reprs(name: str, recorded: str) -> None:
+    assert escape_name(name) == recorded
+    recorded.encode("utf-8")  # always writable as UTF-8
+
+
+def test_a_name_that_is_not_utf8_is_excluded_unread_and_recorded_escaped(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write(raw / "cat" / "ok.png", encode(rgb(1), "PNG"))
+    with open(os.fsencode(raw / "cat") + b"/caf\xe9.png", "wb") as out:
+        out.write(encode(rgb(2), "PNG"))
+    rows, _ = scan(raw, Limits(16, 20_000, 89_478_485), workers=1)
+    assert [(r.path, r.status, r.reason, r.sha256) for r in rows] == [
+        ("cat/caf\\xe9.png", EXCLUDED, "bad_filename", ""),
+        ("cat/ok.png", OK, "", rows[1].sha256),
+    ]

@@ -39,11 +39,13 @@ def predict(
 
     def step() -> command.PredictResult:
         params = params_of(ctx)
+        if output is not None:
+            command.check_output(output)  # before the work, not after it
         uri = model or f"models:/{params.registry.model_name}@champion"
         return command.run(params, paths, uri, batch_size)
 
     result = call(ctx, step)
-    command.write(result, output)
+    call(ctx, lambda: command.write(result, output))
     failed = len(result.rows) - result.predicted
     err.print(f"predict: {result.predicted} images labelled, {failed} failed" + (f"; {output}" if output else ""))
     if not result.predicted:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf import tracking
+from imgclf import checkpoints as checkpoints_core
+from imgclf import tracking, trainset
 from imgclf.atomic import write_json
 from imgclf.data import Examples, read_csv, split_examples
 from imgclf.errors import StageInputError
@@ -27,7 +28,7 @@ from imgclf.params import Params
 from imgclf.serving import log_model
 
 if TYPE_CHECKING:
-    from imgclf.fitting import Checkpoints
+    from imgclf.checkpoints import Checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
 
 
 def run(params: Params) -> TrainResult:
-    import mlflow
-
-    from imgclf import distribution, fitting
-
     cfg = params.train
     listed, split_csv = params.path("augment_list"), params.path("split")
     if not listed.exists() or not split_csv.exists():
@@ -75,24 +72,30 @@ def run(params: Params) -> TrainResult:
     val = split_examples(split_csv, params.path("raw"), "val", classes)
     if not train.files or not val.files:
         raise StageInputError("the train or val split is empty: add images or change split.val")
+    trainset.require_files(params.root, train, val)  # before TensorFlow, which would fail with a traceback
+    import mlflow
+
+    from imgclf import distribution
+
     cluster = distribution.tf_config() if cfg.distribute == "multi_worker" else {}
     # Before any TensorFlow op (importing is fine): a cluster can only be joined before TF's runtime starts.
     strategy = distribution.make_strategy(cfg.distribute)
     name, replicas = distribution.strategy_name(strategy), int(strategy.num_replicas_in_sync)
     log.info("training with %s on %d replica(s)", name, replicas)
-    fingerprint = fitting.fingerprint(params, listed, split_csv)
+    fingerprint = checkpoints_core.training_fingerprint(params, listed, split_csv, params.path("manifest"))
 
     if not distribution.is_chief(cluster):
         # TF's pattern for the other workers: the same steps (every step all-reduces with
         # the chief), their files in a temporary folder, nothing logged.
-        checkpoints = fitting.Checkpoints(distribution.worker_folder(cluster, fingerprint), fingerprint)
+        folder = distribution.worker_folder(cluster, fingerprint)
+        checkpoints = checkpoints_core.Checkpoints(folder, fingerprint, key="the worker's folder")
         model = _fit(params, strategy, train, val, len(classes), checkpoints, track=False)
         history = checkpoints.history_rows()
         model.save(checkpoints.folder / "model.keras")  # as the chief does: saving may need every worker
         checkpoints.clear()
         return TrainResult("", classes, len(history), history, strategy=name, replicas=replicas)
 
-    checkpoints = fitting.Checkpoints(params.path("checkpoints"), fingerprint)
+    checkpoints = checkpoints_core.Checkpoints(params.path("checkpoints"), fingerprint)
     tracking.use_experiment(params)
     with mlflow.start_run(run_id=checkpoints.run_id) as run:
         if checkpoints.run_id is None:  # a new training, not a resumed one
@@ -243,7 +246,6 @@ def _log_inputs(params: Params, train_rows: list[dict[str, str]], split_csv: Pat
 def _save_outputs(params: Params, model: Any, classes: list[str], history: list[dict[str, str]]) -> str:
     """The model file (atomically), its classes, the history CSV and plot, and the logged
     pyfunc model; returns the logged model's URI (what register registers)."""
-    from imgclf import fitting
     from imgclf.reporting import history_plot
 
     path = params.path("model")
@@ -252,11 +254,11 @@ def _save_outputs(params: Params, model: Any, classes: list[str], history: list[
     model.save(staging)
     staging.replace(path)
     write_json(params.path("classes"), {"classes": classes, "image_size": params.train.image_size})
-    write_csv(params.path("train_history"), history, fitting.HISTORY_COLUMNS)
+    write_csv(params.path("train_history"), history, checkpoints_core.HISTORY_COLUMNS)
     import mlflow
 
     mlflow.log_figure(history_plot(history), "plots/train_history.png")
     mlflow.log_artifact(str(params.path("classes")))
-    uri = log_model(path, params.path("classes"))
+    uri = log_model(path, params.path("classes"), params.validation.max_pixels)
     log.info("model saved to %s and logged as %s; %s", path, uri, json.dumps({"classes": classes}))
     return uri
