@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.imaging import load_rgb
+from imgclf.imaging import TooLarge, load_rgb
 
 if TYPE_CHECKING:
     import keras
@@ -38,24 +38,33 @@ def split_examples(split_csv: Path, raw: Path, split: str, classes: list[str]) -
     return Examples([raw / r["path"] for r in rows], [classes.index(r["label"]) for r in rows])
 
 
-def _decode(path: bytes) -> np.ndarray:
+def _decode(path: bytes, max_pixels: int | None = None) -> np.ndarray:
     with open(path, "rb") as src:
-        return load_rgb(src.read())
+        data = src.read()
+    try:
+        return load_rgb(data, max_pixels)
+    except TooLarge as exc:  # a file changed since validate checked it
+        raise TooLarge(f"{path.decode(errors='replace')}: {exc}") from None
 
 
 def make_dataset(
-    examples: Examples, image_size: int, batch_size: int, shuffle_seed: int | None = None
+    examples: Examples,
+    image_size: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    max_pixels: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of ((batch, image_size, image_size, 3) uint8, (batch,) int32).
 
     Images are resized here as well as inside the model, so they can be batched; the
     model's own Resizing is then a no-op, and the bilinear resize is the same op.
     Decoded images are cached in memory: every epoch after the first reads no file.
+    ``max_pixels`` refuses a file from its header, before decoding (imaging.load_rgb).
     """
     import tensorflow as tf
 
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = tf.numpy_function(_decode, [path], tf.uint8, stateful=False)
+        image = tf.numpy_function(lambda p: _decode(p, max_pixels), [path], tf.uint8, stateful=False)
         image.set_shape([None, None, 3])
         return resize_uint8(image, image_size), label
 
@@ -80,8 +89,11 @@ def resize_uint8(image: Any, size: int) -> Any:
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
-def predict_examples(model: keras.Model, examples: Examples, image_size: int, batch_size: int) -> np.ndarray:
+def predict_examples(
+    model: keras.Model, examples: Examples, image_size: int, batch_size: int, max_pixels: int | None = None
+) -> np.ndarray:
     """The model's raw outputs for ``examples``, in order: (n, 1) sigmoid or (n, k) softmax."""
     import numpy as np
 
-    return np.asarray(model.predict(make_dataset(examples, image_size, batch_size), verbose=0))
+    data = make_dataset(examples, image_size, batch_size, max_pixels=max_pixels)
+    return np.asarray(model.predict(data, verbose=0))

@@ -22,6 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # What the pipeline accepts. MPO is what many cameras write for JPEG.
 FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP", "TIFF"})
+# The Pillow openers that identify them: the JPEG opener also returns MPO files.
+_OPENERS = sorted(FORMATS - {"MPO"})
 _EXIF_ORIENTATION = 0x0112
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
@@ -118,18 +120,44 @@ def inspect_bytes(data: bytes, limits: Limits) -> tuple[int, int, str] | Reason:
     return width, height, mode
 
 
-def load_rgb(data: bytes) -> np.ndarray:
+class TooLarge(ValueError):
+    """An image whose header declares more pixels than allowed; none of them was decoded."""
+
+
+def load_rgb(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     """Decode image bytes to (height, width, 3) uint8 RGB, as displayed.
 
     The one conversion used by training, evaluation, prediction and serving, so they
     cannot disagree: EXIF orientation applied; 16-bit samples scaled to 8 bits;
     grayscale, palette, CMYK and alpha images converted by Pillow (alpha dropped,
     as TensorFlow's own decoders do). Animated images give their first frame.
+
+    Args:
+        data: a file of one of FORMATS; any other kind, whatever Pillow could open, is
+            not identified (UnidentifiedImageError): serving decodes what strangers send.
+        max_pixels: refuse (TooLarge) an image whose header declares more pixels, before
+            a pixel is decoded: validate.max_pixels. None leaves only Pillow's own limit.
+
+    Raises:
+        TooLarge: over ``max_pixels``, or over Pillow's hard bomb limit (2x its warning).
     """
-    with Image.open(io.BytesIO(data)) as opened:
-        image: Image.Image = ImageOps.exif_transpose(opened)
-        if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
-            # 'I' is 32-bit signed but holds 16-bit samples when it comes from a PNG.
-            wide = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
-            image = Image.fromarray((wide >> 8).astype(np.uint8), mode="L")
-        return np.asarray(image.convert("RGB"))
+    with warnings.catch_warnings():
+        if max_pixels is not None:
+            # Our limit decides; Pillow's bomb warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            opened = Image.open(io.BytesIO(data), formats=_OPENERS)  # reads the header only
+        except Image.DecompressionBombError as exc:
+            raise TooLarge(str(exc)) from None
+        with opened:
+            width, height = opened.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise TooLarge(
+                    f"{width}x{height} is {width * height} pixels, over the limit of {max_pixels}; nothing was decoded"
+                )
+            image: Image.Image = ImageOps.exif_transpose(opened)
+            if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
+                # 'I' is 32-bit signed but holds 16-bit samples when it comes from a PNG.
+                wide = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+                image = Image.fromarray((wide >> 8).astype(np.uint8), mode="L")
+            return np.asarray(image.convert("RGB"))

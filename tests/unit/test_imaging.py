@@ -7,10 +7,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from images import encode, exif_rotated_jpeg, pixels, png_bomb, rgb, write
-from imgclf.imaging import Limits, Reason, probe
+from imgclf.imaging import Limits, Reason, TooLarge, load_rgb, probe
 
 LIMITS = Limits(min_side=16, max_side=20_000, max_pixels=89_478_485)
 
@@ -104,3 +104,34 @@ def test_probe_never_modifies_the_file(tmp_path: Path) -> None:
     before = (path.read_bytes(), os.stat(path).st_mtime_ns)
     probe(path, tmp_path, LIMITS)
     assert (path.read_bytes(), os.stat(path).st_mtime_ns) == before
+
+
+def header_only_bomb(width: int = 13_000, height: int = 13_000) -> bytes:
+    """A PNG whose header declares width x height but whose pixel data stops after 100
+    bytes: decoding it would fail as truncated, so a "too large" proves nothing was decoded."""
+    data = png_bomb(width, height)
+    return data[: data.index(b"IDAT") + 100]
+
+
+def test_load_rgb_refuses_a_bomb_from_its_header() -> None:
+    bomb = png_bomb(13_000, 13_000)  # 169 Mpx in 0.2 MB: under Pillow's own hard limit
+    with pytest.raises(TooLarge, match="13000x13000 is 169000000 pixels, over the limit of 89478485"):
+        load_rgb(bomb, max_pixels=89_478_485)
+    with pytest.raises(TooLarge, match="over the limit"):
+        load_rgb(header_only_bomb(), max_pixels=89_478_485)  # truncated pixel data: never reached
+
+
+def test_load_rgb_limit_is_inclusive() -> None:
+    data = encode(rgb(21, (100, 50)), "PNG")
+    assert load_rgb(data, max_pixels=5000).shape == (50, 100, 3)
+    with pytest.raises(TooLarge):
+        load_rgb(data, max_pixels=4999)
+
+
+def test_load_rgb_opens_only_the_accepted_formats() -> None:
+    # Pillow could decode an icon (or run Ghostscript on an EPS); serving reads strangers' bytes.
+    with pytest.raises(UnidentifiedImageError):
+        load_rgb(encode(rgb(22), "ICO"))
+    mpo = encode(rgb(23), "MPO", save_all=True, append_images=[rgb(24)])  # what cameras write for JPEG
+    for kind, data in {**{k: d for k, (d, _) in ACCEPTED.items()}, "mpo": mpo}.items():
+        assert load_rgb(data).shape == (32, 32, 3), kind

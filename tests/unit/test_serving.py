@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from images import encode, pixels, rgb
-from imgclf.serving import Classifier, InputError, as_uint8_image, decode_cell, read_images
+from images import encode, pixels, png_bomb, rgb
+from imgclf.serving import Classifier, InputError, Limits, as_uint8_image, decode_cell, iter_images, read_images
 from models import tiny_model
 
 
@@ -152,3 +152,108 @@ def test_probabilities_of_images_of_different_sizes() -> None:
     # Batching does not change the answer.
     assert np.allclose(classifier.probabilities(images, batch_size=1), probs, atol=1e-6)
     assert classifier.probabilities([]).shape == (0, 2)
+
+
+# The limits: decompression bombs, floats that are not pixels, too many images.
+
+
+def test_a_png_bomb_is_refused_from_its_header() -> None:
+    bomb = b64(png_bomb(13_000, 13_000))  # 0.2 MB of base64, 169 Mpx (0.5 GB as RGB)
+    with pytest.raises(InputError, match=r"^image too large: 13000x13000 is 169000000 pixels, over the limit"):
+        decode_cell(bomb)  # the default: validate.max_pixels' default
+
+
+def test_a_bomb_is_refused_before_any_pixel_is_decoded() -> None:
+    data = png_bomb(13_000, 13_000)
+    header_only = data[: data.index(b"IDAT") + 100]  # decoding would fail: truncated
+    with pytest.raises(InputError, match="image too large"):
+        decode_cell(b64(header_only))
+
+
+def test_the_model_limit_applies_to_files_and_arrays() -> None:
+    small = encode(rgb(1, (40, 25)), "PNG")  # 1000 pixels
+    assert decode_cell(small, max_pixels=1000).shape == (25, 40, 3)
+    with pytest.raises(InputError, match="image too large"):
+        decode_cell(small, max_pixels=999)
+    with pytest.raises(InputError, match="image too large: 40x25"):
+        as_uint8_image(np.zeros((25, 40, 3), dtype=np.uint8), max_pixels=999)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_infinite_values_are_refused(bad: float) -> None:
+    array = np.full((2, 2, 3), 7.0)
+    array[0, 1, 2] = bad
+    with pytest.raises(InputError, match="found NaN or infinity"):
+        as_uint8_image(array)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.1, 254.5])
+def test_fractions_are_refused_not_truncated(fraction: float) -> None:
+    array = np.full((2, 2, 3), 9.0)
+    array[1, 0, 0] = fraction  # a 0-1 scaled image would be black after a cast: a confident wrong answer
+    with pytest.raises(InputError, match=rf"whole numbers from 0 to 255 \(uint8 pixels\), found {fraction}"):
+        as_uint8_image(array)
+
+
+def test_whole_floats_from_0_to_255_are_pixels() -> None:
+    expected = pixels(5, (6, 4))
+    for dtype in (np.float64, np.float32):
+        image = as_uint8_image(expected.astype(dtype))
+        assert image.dtype == np.uint8 and np.array_equal(image, expected)
+
+
+@pytest.mark.parametrize("dtype", [bool, complex])
+def test_non_real_values_are_refused(dtype: type) -> None:
+    with pytest.raises(InputError, match="from 0 to 255"):
+        as_uint8_image(np.zeros((2, 2, 3), dtype=dtype))
+
+
+def test_the_bad_row_of_a_batch_is_named() -> None:
+    batch = np.stack([pixels(1, (4, 4)), pixels(2, (4, 4)), pixels(3, (4, 4))]).astype(np.float64)
+    batch[2, 0, 0, 0] = np.nan
+    with pytest.raises(InputError, match=r"^image 2: .*NaN"):
+        read_images(batch)
+    with pytest.raises(InputError, match=r"^image 0: .*whole numbers"):
+        read_images(np.full((3, 3, 3), 0.5))  # one (height, width, 3) image is image 0
+
+
+def test_ragged_arrays_are_refused() -> None:
+    with pytest.raises(InputError, match="rows of one length"):
+        read_images([[[1, 2, 3]], [[1, 2, 3], [4, 5, 6]]])
+
+
+def test_too_many_images_are_refused_before_decoding_any() -> None:
+    frame = pd.DataFrame({"image": ["not base64!"] * 5})  # decoding the first would fail
+    with pytest.raises(InputError, match=r"^5 images in one request; at most 4"):
+        read_images(frame, Limits(max_images=4))
+    with pytest.raises(InputError, match=r"^65 images in one request; at most 64"):
+        read_images(np.zeros((65, 2, 2, 3), dtype=np.uint8))  # the default
+    assert len(read_images(np.zeros((4, 2, 2, 3), dtype=np.uint8), Limits(max_images=4))) == 4
+
+
+def test_images_are_decoded_one_at_a_time() -> None:
+    frame = pd.DataFrame({"image": [b64(png(1)), "not base64!"]})
+    images = iter_images(frame)
+    assert next(images).shape == (10, 12, 3)  # the bad one is not read yet
+    with pytest.raises(InputError, match=r"^image 1: not base64"):
+        next(images)
+
+
+def test_a_single_string_is_one_image() -> None:
+    assert len(read_images({"image": b64(png(2))})) == 1
+
+
+def test_limits_from_the_model_config() -> None:
+    assert Limits.from_config(None) == Limits() == Limits(89_478_485, 64)  # models logged without them
+    assert Limits.from_config({"max_pixels": 100, "max_images": 3}) == Limits(100, 3)
+    assert Limits.from_config({"max_images": 3}) == Limits(89_478_485, 3)
+    assert Limits.from_config(Limits(7, 8).config()) == Limits(7, 8)
+    for bad in ({"max_pixels": 0}, {"max_images": "64"}, {"max_images": True}):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            Limits.from_config(bad)
+
+
+def test_probabilities_of_a_generator() -> None:
+    classifier = Classifier(model=tiny_model(), classes=["cat", "dog"], image_size=8)
+    images = [pixels(i, (12 + i, 10)) for i in range(5)]
+    assert np.allclose(classifier.probabilities(iter(images), batch_size=2), classifier.probabilities(images))
