@@ -59,10 +59,10 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 exposes the UI to your network.")] = "127.0.0.1",
 ) -> None:
     """Open the MLflow UI on the project's tracking store (127.0.0.1 unless --host says otherwise)."""
-    import subprocess
     import sys
 
     from imgclf import tracking
+    from imgclf.supervise import run_child
 
     uri = tracking.tracking_uri(call(ctx, lambda: params_of(ctx)))
     if not uri.startswith("sqlite:///"):
@@ -72,7 +72,7 @@ def ui(
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     # No background job runner: the UI needs none, and it would start seven more processes.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    raise typer.Exit(subprocess.call(command, env=env))
+    raise typer.Exit(run_child(command, env))
 
 
 @app.command(rich_help_panel=PANEL)
@@ -82,13 +82,26 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5001,
     host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 exposes the model to your network.")] = "127.0.0.1",
     workers: Annotated[int, typer.Option(min=1, help="Server processes, each holding the model.")] = 1,
+    max_body_mb: Annotated[
+        float, typer.Option(min=0.01, max=1024, help="Largest request body; a larger one is answered 413.")
+    ] = 20.0,
+    max_images: Annotated[
+        int | None,
+        typer.Option(min=1, max=4096, help="Most images in one request [default: the model's, 64]."),
+    ] = None,
 ) -> None:
-    """Serve the champion over HTTP with `mlflow models serve` (POST /invocations; 127.0.0.1 by default)."""
-    import subprocess
+    """Serve the champion over HTTP with MLflow's scoring server (POST /invocations; 127.0.0.1 by default).
+
+    Each image is refused from its header past the model's max_pixels (validate.max_pixels,
+    recorded with the model); SIGTERM or Ctrl-C stops the server and its workers.
+    """
+    import json
     import sys
+    import tempfile
 
     from imgclf import tracking
-    from imgclf.orchestration import scripts_first
+    from imgclf.scoring_server import MAX_BODY_ENV, MODEL_ENV
+    from imgclf.supervise import run_child
 
     def step() -> tuple[Params, str]:
         params = params_of(ctx)
@@ -97,12 +110,41 @@ def serve(
         return params, uri
 
     params, uri = call(ctx, step)
-    out.print(f"serve: {uri} on http://{host}:{port}/invocations; Ctrl-C stops it")
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local"]
-    command += ["-h", host, "-p", str(port), "-w", str(workers)]
-    # MLflow starts `uvicorn` by name: this environment's, whatever PATH the caller has.
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(params), "PATH": scripts_first()}
-    raise typer.Exit(subprocess.call(command, env=env))
+    with tempfile.TemporaryDirectory(prefix="imgclf-serve-") as folder:
+        local = call(ctx, lambda: _download(uri, folder))
+        out.print(f"serve: {uri} on http://{host}:{port}/invocations; Ctrl-C stops it")
+        # uvicorn with MLflow's scoring app behind a body limit (imgclf.scoring_server):
+        # `mlflow models serve` runs the same app, but offers no way to put a limit in front.
+        command = [sys.executable, "-m", "uvicorn", "--factory", "imgclf.scoring_server:create_app"]
+        command += ["--host", host, "--port", str(port), "--workers", str(workers)]
+        command += ["--timeout-graceful-shutdown", "5"]  # requests in flight at a SIGTERM; run_child kills at 7 s
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": tracking.tracking_uri(params),
+            MODEL_ENV: local,
+            MAX_BODY_ENV: str(int(max_body_mb * 2**20)),
+        }
+        if max_images is not None:
+            env["SERVING_MODEL_CONFIG"] = json.dumps({"max_images": max_images})  # MLflow's override of the config
+        code = run_child(command, env)
+    # Nothing of ours is left to flush, and the interpreter's teardown of MLflow's modules
+    # takes seconds (8 on a busy machine): a stop must end within 10 s of its signal.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _download(uri: str, folder: str) -> str:
+    """The model's files, once for every worker (MLflow's server would fetch them per worker)."""
+    import mlflow
+
+    from imgclf.errors import StageInputError
+
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # 50 lines of tqdm for a few files
+    try:
+        return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))
+    except Exception as exc:  # noqa: BLE001 - MLflow and the artifact store raise many kinds
+        raise StageInputError(f"{uri}: cannot download the model ({str(exc).splitlines()[0][:200]})") from None
 
 
 def _check_model(params: Params, uri: str) -> None:
