@@ -123,7 +123,9 @@ def check_output(output: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"):
             pass
     except OSError as exc:
-        raise StageInputError(f"--output {output}: cannot write there ({exc.strerror or type(exc).__name__})") from None
+        # mkdir says "File exists" when a file sits where a folder of the path should be.
+        why = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror or type(exc).__name__
+        raise StageInputError(f"--output {output}: cannot write there ({why})") from None
 
 
 def write(result: PredictResult, output: Path | None) -> None:
