@@ -48,6 +48,7 @@ bench: install
 	$(RUN) python bench/input_pipeline.py
 	$(RUN) python bench/train_speed.py
 	$(RUN) python bench/flow_noop.py
+	$(RUN) python bench/serve_load.py
 
 ## The MLflow UI on 127.0.0.1:5000, comparing every run side by side.
 ui: install
