@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -257,3 +258,18 @@ def test_probabilities_of_a_generator() -> None:
     classifier = Classifier(model=tiny_model(), classes=["cat", "dog"], image_size=8)
     images = [pixels(i, (12 + i, 10)) for i in range(5)]
     assert np.allclose(classifier.probabilities(iter(images), batch_size=2), classifier.probabilities(images))
+
+
+def test_scoring_files_refuses_one_over_the_limit_from_its_header(tmp_path: Path) -> None:
+    """evaluate and register score through the tf.data pipeline: the same header check."""
+    import tensorflow as tf
+
+    from imgclf.data import Examples
+
+    files = [tmp_path / "small.png", tmp_path / "large.png"]
+    files[0].write_bytes(png(1, (30, 30)))  # 900 pixels
+    files[1].write_bytes(png(2, (40, 25)))  # 1000 pixels
+    classifier = Classifier(model=tiny_model(), classes=["cat", "dog"], image_size=8, max_pixels=999)
+    assert classifier.score(Examples(files[:1], [0]), None, 0.5, 2).metrics["test_images"] == 1
+    with pytest.raises(tf.errors.OpError, match=r"large.png: 40x25 is 1000 pixels, over the limit of 999"):
+        classifier.score(Examples(files, [0, 1]), None, 0.5, 2)
