@@ -4,10 +4,10 @@ Goals (2 cores): 0 wrong statuses (good requests 200, bad ones 400, an oversize 
 413), the worker's RSS grows by at most 100 MB over the run, and p99 latency of a
 single good image is at most 100 ms.
 
-  1. a tiny model in a temporary folder under bench/.work/: the project's default
-     network (small_cnn, 28x28) trained one epoch on the demo cats and dogs, logged and
-     registered as the champion of a fresh sqlite store; or, with --project DIR, the
-     champion of that project's store;
+  1. a tiny project in bench/.work/serve_load/project (built once, then reused): the
+     project's default network (small_cnn, 28x28) trained one epoch on the demo cats and
+     dogs, logged and registered as the champion of its own sqlite store; or, with
+     --project DIR, the champion of that project's store;
   2. `imgclf serve` there on a free 127.0.0.1 port (loopback only), warmed up;
   3. --clients threads (8) send requests for --seconds (60), at most --max-requests in
      all, each a seeded draw from the mix below, and check each status;
@@ -27,6 +27,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,6 +119,7 @@ def tiny_project(root: Path) -> None:
     from imgclf.params import load_params
     from imgclf.serving import log_model
 
+    root.mkdir(parents=True)
     (root / "params.yaml").write_text(f"register:\n  model_name: {NAME}\n", encoding="utf-8")
     params = load_params(root / "params.yaml")
     raw = root / "data" / "raw"
@@ -128,7 +130,7 @@ def tiny_project(root: Path) -> None:
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     model.fit(make_dataset(Examples(files, labels), params.train.image_size, 32, shuffle_seed=0), epochs=1, verbose=0)
     model_file, classes = root / "models" / "model.keras", root / "models" / "classes.json"
-    model_file.parent.mkdir(parents=True)
+    model_file.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_file)
     classes.write_text(json.dumps({"classes": ["cat", "dog"], "image_size": params.train.image_size}))
     tracking.use_experiment(params)
@@ -248,10 +250,12 @@ def main() -> None:
 
     WORK.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WORK, prefix="serve_load-") as scratch:
-        root = args.project.resolve() if args.project else Path(scratch)
-        if not args.project:
+        root = args.project.resolve() if args.project else WORK / "serve_load" / "project"
+        if not args.project and not (root / "READY").exists():  # built once, reused by later runs
             started = time.monotonic()
+            shutil.rmtree(root, ignore_errors=True)  # a half-built one (bench scratch, never user data)
             tiny_project(root)
+            (root / "READY").touch()
             print(f"model: small_cnn 28x28, 1 epoch on 2000 demo images ({time.monotonic() - started:.0f} s)")
         kinds = requests_mix()
         port = free_port()
