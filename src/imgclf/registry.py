@@ -8,18 +8,24 @@
   stack), so ``rollback`` works from any process, on any machine that sees the store.
 - Decisions are serialised by ``decision_lock``: a file lock beside a local sqlite store,
   and for a tracking server a per-machine lock plus read-back verification of the alias.
+- Every decision (a gate, a promote, a rollback) is one ``Change``, recorded whole in the
+  registered model's ``pending_change`` tag before any alias or tag moves, and struck out
+  once all of it is applied. A process killed half-way leaves that record, and the next
+  register, promote or rollback finishes it first (``reconcile``): whatever the moment of
+  the kill, the store ends as if the step had run uninterrupted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 import time
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,12 +35,17 @@ from imgclf.errors import ImgclfError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+
+logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 HISTORY_KEEP = 50  # champions remembered for rollback; the tag stays a few kB
+# A registered model's tag is a VARCHAR(5000) in a SQL store other than sqlite.
+TAG_MAX = 5000
+PENDING_TAG = "pending_change"
 
 
 class RegistryError(ImgclfError):
@@ -47,6 +58,31 @@ class Gate:
 
     promote: bool
     reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One registry decision, as the pending_change tag records it before it is applied.
+
+    Applying it twice is applying it once: aliases and tags are set to values, the history
+    entry is pushed only if it is not already on top, and ``keep`` truncates to a length.
+    """
+
+    op: str  # gate | promote | rollback
+    version: str  # the version decided on (for a rollback, the one that gets champion back)
+    was: str | None  # the champion before the step: what promote and rollback report
+    version_tags: dict[str, dict[str, str]]  # version -> tags to set on it
+    set_aliases: dict[str, str]  # alias -> version
+    unset_aliases: dict[str, str] = field(default_factory=dict)  # alias -> removed if on this version
+    push: dict[str, str] | None = None  # a champion_history entry to push
+    keep: int | None = None  # rollback: the history keeps its first `keep` entries
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def loads(cls, raw: str) -> Change:
+        return cls(**json.loads(raw))
 
 
 def decide(
@@ -151,16 +187,19 @@ class Registry:
     def __init__(self, client: MlflowClient, name: str) -> None:
         self.client, self.name = client, name
 
-    def exists(self) -> bool:
+    def _model(self) -> RegisteredModel | None:
+        """The registered model (its aliases and tags) in one request; None if there is none."""
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.get_registered_model(self.name)
+            return self.client.get_registered_model(self.name)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return False
+                return None
             raise
-        return True
+
+    def exists(self) -> bool:
+        return self._model() is not None
 
     def ensure(self, description: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -190,9 +229,8 @@ class Registry:
 
     def aliases(self) -> dict[str, str]:
         """alias -> version."""
-        if not self.exists():
-            return {}
-        return {a: str(v) for a, v in self.client.get_registered_model(self.name).aliases.items()}
+        model = self._model()
+        return {} if model is None else {a: str(v) for a, v in model.aliases.items()}
 
     def champion(self) -> str | None:
         return self.aliases().get(CHAMPION)
@@ -203,8 +241,8 @@ class Registry:
         return same[-1] if same else None
 
     def create(self, model_uri: str, run_id: str, tags: Mapping[str, str], description: str) -> ModelVersion | None:
-        """A new version, aliased challenger; None when a process the lock does not reach
-        (another machine) registered the same model meanwhile: the older version stays."""
+        """A new version (its gate gives it an alias); None when a process the lock does not
+        reach (another machine) registered the same model meanwhile: the older version stays."""
         # A logged model's URI is models:/<model id>; a tracking server wants that id too.
         model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         version = self.client.create_model_version(
@@ -214,38 +252,95 @@ class Registry:
         if oldest is not None and str(oldest.version) != str(version.version):
             self.client.delete_model_version(self.name, version.version)
             return None
-        self.client.set_registered_model_alias(self.name, CHALLENGER, version.version)
         return version
+
+    def drop_duplicates(self, model_hash: str) -> None:
+        """Delete the ungated newer copies of the oldest version holding this model: left by a
+        process killed between creating a duplicate (another machine's race) and deleting it."""
+        from mlflow.exceptions import MlflowException
+
+        same = [v for v in self.versions() if v.tags.get("content_hash") == model_hash]
+        aliased = set(self.aliases().values())
+        for copy in same[:-1]:
+            if "gate_decision" not in copy.tags and str(copy.version) not in aliased:
+                try:
+                    self.client.delete_model_version(self.name, copy.version)
+                except MlflowException as exc:  # deleted meanwhile by the process that made it
+                    if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                        raise
 
     def history(self) -> list[dict[str, str]]:
         """Champions, oldest first: {"version", "at", "reason"} each; the last is the current one."""
-        if not self.exists():
-            return []
-        raw = self.client.get_registered_model(self.name).tags.get(HISTORY_TAG, "[]")
+        model = self._model()
+        return [] if model is None else _history(model)
+
+    def pending(self) -> Change | None:
+        """The decision a killed process recorded and did not finish, if any."""
+        model = self._model()
+        raw = None if model is None else model.tags.get(PENDING_TAG)
+        if raw is None:
+            return None
         try:
-            entries = json.loads(raw)
-        except ValueError:
-            return []
-        return [e for e in entries if isinstance(e, dict) and "version" in e]
+            return Change.loads(raw)  # a tag is written whole or not at all
+        except (ValueError, TypeError):  # edited by hand
+            raise RegistryError(
+                f"{self.name}: its {PENDING_TAG} tag is not a change imgclf recorded; delete the tag and retry"
+            ) from None
 
-    def set_champion(self, version: str, reason: str, history: list[dict[str, str]] | None = None) -> None:
-        """Point ``champion`` at ``version``, record why, and check the alias reads back.
+    def reconcile(self) -> Change | None:
+        """Finish the decision a killed process left half-applied; returns it, or None.
 
-        ``history`` replaces the stored stack (rollback pops it); by default the new
-        champion is pushed onto it.
+        Run it under ``decision_lock`` before any new decision: the lock guarantees the
+        pending change is the last decision taken, so applying it is always right.
         """
-        stack = self.history() if history is None else history
-        if history is None:
-            stack = [*stack, {"version": str(version), "at": now(), "reason": reason}]
-        self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
-        self.client.set_registered_model_tag(self.name, HISTORY_TAG, json.dumps(stack[-HISTORY_KEEP:]))
-        self.client.set_model_version_tag(self.name, str(version), "champion_since", now())
-        self.client.set_model_version_tag(self.name, str(version), "champion_reason", reason)
-        if self.aliases().get(CHALLENGER) == str(version):
-            self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        from mlflow.exceptions import MlflowException
+
+        change = self.pending()
+        if change is None:
+            return None
+        logger.warning("%s: finishing the interrupted %s of version %s", self.name, change.op, change.version)
+        try:
+            self._apply(change)
+        except MlflowException as exc:  # a version it names was deleted since: it cannot be finished
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            logger.warning("%s: dropped the interrupted %s (%s)", self.name, change.op, exc.message)
+            self.client.delete_registered_model_tag(self.name, PENDING_TAG)
+            return None
+        return change
+
+    def commit(self, change: Change) -> None:
+        """Record ``change`` whole, apply it, strike it out; then check the champion reads back."""
+        self.client.set_registered_model_tag(self.name, PENDING_TAG, change.dumps())
+        self._apply(change)
+
+    def _apply(self, change: Change) -> None:
+        model = self.client.get_registered_model(self.name)
+        for version, tags in change.version_tags.items():
+            for key, value in tags.items():
+                self.client.set_model_version_tag(self.name, version, key, value)
+        if change.push is not None or change.keep is not None:
+            stack = _history(model)
+            if change.keep is not None:
+                stack = stack[: change.keep]
+            if change.push is not None and (not stack or stack[-1] != change.push):
+                stack.append(change.push)
+            self.client.set_registered_model_tag(self.name, HISTORY_TAG, history_json(stack))
+        aliases = {a: str(v) for a, v in model.aliases.items()}
+        for alias, version in change.set_aliases.items():
+            if aliases.get(alias) != version:
+                self.client.set_registered_model_alias(self.name, alias, version)
+        for alias, version in change.unset_aliases.items():
+            if aliases.get(alias) == version:
+                self.client.delete_registered_model_alias(self.name, alias)
+        self.client.delete_registered_model_tag(self.name, PENDING_TAG)
+        if CHAMPION in change.set_aliases:
+            self._check_champion(change.set_aliases[CHAMPION])
+
+    def _check_champion(self, version: str) -> None:
         # A tracking server has no lock shared between machines: check the alias stuck.
         for _ in range(3):
-            if self.champion() == str(version):
+            if self.champion() == version:
                 return
             time.sleep(0.5)
         raise RegistryError(
@@ -253,17 +348,37 @@ class Registry:
             "another process promoted at the same time: check `imgclf models` and promote again"
         )
 
+    def record_gate(self, version: str, tags: Mapping[str, str], promote: bool, reason: str) -> None:
+        """The gate's decision on a new version: its gate tags, and champion (pushed onto the
+        history) or challenger, in one change."""
+        if not promote:
+            self.commit(Change("gate", version, self.champion(), {version: dict(tags)}, {CHALLENGER: version}))
+            return
+        self.commit(_crowning("gate", version, self.champion(), reason, tags))
+
     def promote(self, version: str, reason: str) -> str | None:
-        """Make ``version`` champion by hand; returns the previous champion."""
+        """Make ``version`` champion by hand; returns the previous champion.
+
+        Rerun after a kill, it finishes the interrupted promotion and reports it as done.
+        """
+        finished = self.reconcile()
         self.version(version)  # fails clearly for an unknown version
         previous = self.champion()
         if previous == str(version):
+            if finished is not None and finished.op == "promote" and finished.version == str(version):
+                return finished.was
             raise RegistryError(f"{self.name} version {version} is already the champion")
-        self.set_champion(str(version), reason)
+        self.commit(_crowning("promote", str(version), previous, reason))
         return previous
 
     def rollback(self, reason: str) -> tuple[str, str]:
-        """Give ``champion`` back to the champion before the current one; (from, to)."""
+        """Give ``champion`` back to the champion before the current one; (from, to).
+
+        Rerun after a kill, it finishes the interrupted rollback instead of rolling back twice.
+        """
+        finished = self.reconcile()
+        if finished is not None and finished.op == "rollback" and finished.was is not None:
+            return finished.was, finished.version
         current = self.champion()
         if current is None:
             raise RegistryError(f"{self.name} has no champion to roll back from")
@@ -275,10 +390,49 @@ class Registry:
             stack.pop()
         if not stack:
             raise RegistryError(f"{self.name}: no earlier champion to roll back to from version {current}")
-        target = stack[-1]["version"]
-        self.set_champion(target, reason, history=stack)
-        self.client.set_model_version_tag(self.name, current, "rolled_back_at", now())
+        target, at = stack[-1]["version"], now()
+        change = Change(
+            "rollback",
+            target,
+            current,
+            {target: {"champion_since": at, "champion_reason": reason}, current: {"rolled_back_at": at}},
+            {CHAMPION: target},
+            {CHALLENGER: target},
+            keep=len(stack),
+        )
+        self.commit(change)
         return current, target
+
+
+def _crowning(op: str, version: str, was: str | None, reason: str, tags: Mapping[str, str] | None = None) -> Change:
+    """``version`` becomes champion, pushed onto the history; it is no longer the challenger.
+    ``tags`` (the gate's) are set on it in the same change."""
+    at = now()
+    return Change(
+        op,
+        version,
+        was,
+        {version: {**(tags or {}), "champion_since": at, "champion_reason": reason}},
+        {CHAMPION: version},
+        {CHALLENGER: version},
+        push={"version": version, "at": at, "reason": reason},
+    )
+
+
+def _history(model: RegisteredModel) -> list[dict[str, str]]:
+    try:
+        entries = json.loads(model.tags.get(HISTORY_TAG, "[]"))
+    except ValueError:
+        return []
+    return [e for e in entries if isinstance(e, dict) and "version" in e]
+
+
+def history_json(stack: list[dict[str, str]]) -> str:
+    """The history as JSON: the newest HISTORY_KEEP entries, fewer if they exceed TAG_MAX."""
+    stack = stack[-HISTORY_KEEP:]
+    while len(stack) > 1 and len(json.dumps(stack)) > TAG_MAX:
+        stack = stack[1:]
+    return json.dumps(stack)
 
 
 def describe_version(v: ModelVersion, aliases: Mapping[str, str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import zipfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from imgclf.registry import content_hash, decide
+from imgclf.registry import TAG_MAX, Change, content_hash, decide, history_json
 from models import tiny_model
 
 FLOORS = {"f1": 0.85, "accuracy": 0.85}
@@ -131,3 +132,20 @@ def test_content_hash_is_the_same_for_the_same_model_built_in_another_process(tm
         assert a.read("config.json") != b.read("config.json")  # the ids differ...
         assert a.read("model.weights.h5") == b.read("model.weights.h5")
     assert content_hash(first) == content_hash(second)  # ...the hash does not
+
+
+def test_a_change_reads_back_as_written() -> None:
+    """The pending_change tag is all a killed process leaves: it must say everything."""
+    change = Change(
+        "rollback", "2", "3", {"2": {"champion_reason": "r"}, "3": {"rolled_back_at": "t"}}, {"champion": "2"},
+        {"challenger": "2"}, keep=1,
+    )  # fmt: skip
+    assert Change.loads(change.dumps()) == change
+
+
+def test_the_history_tag_keeps_the_newest_entries_within_the_tag_limit() -> None:
+    entries = [{"version": str(i), "at": "2026-01-01T00:00:00+00:00", "reason": "x" * 200} for i in range(60)]
+    kept = json.loads(history_json(entries))
+    assert len(history_json(entries)) <= TAG_MAX and kept[-1]["version"] == "59"
+    assert kept == entries[-len(kept) :]
+    assert json.loads(history_json(entries[:3])) == entries[:3]

@@ -10,7 +10,7 @@ from rich.console import Console
 from imgclf.cli.common import app, call, out, params_of
 
 if TYPE_CHECKING:
-    from imgclf.registry import Registry
+    from imgclf.registry import Change, Registry
 
 
 PANEL = "Model registry"
@@ -21,14 +21,19 @@ def list_models(ctx: typer.Context) -> None:
     """List the registered model's versions with aliases, metrics and dates."""
     from rich.table import Table
 
-    def step() -> tuple[str, list[dict[str, str]]]:
+    def step() -> tuple[str, list[dict[str, str]], Change | None]:
         from imgclf import registry
 
         models = _registry(ctx)
         aliases = models.aliases()
-        return models.name, [registry.describe_version(v, aliases) for v in models.versions()]
+        return models.name, [registry.describe_version(v, aliases) for v in models.versions()], models.pending()
 
-    name, rows = call(ctx, step)
+    name, rows, pending = call(ctx, step)
+    if pending is not None:
+        out.print(
+            f"models: the {pending.op} of version {pending.version} was interrupted; the next "
+            "`imgclf register`, `promote` or `rollback` finishes it"
+        )
     if not rows:
         out.print(f"models: {name} has no versions yet; run `make run` or `imgclf register`")
         return

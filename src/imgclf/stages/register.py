@@ -69,11 +69,14 @@ def run(params: Params) -> RegisterResult:
     with registry.decision_lock(tracking.tracking_uri(params)):
         models.ensure("Image classifier trained by imgclf. Aliases: champion (what to serve), challenger "
                       "(the newest version the gate did not promote).")  # fmt: skip
+        models.reconcile()  # a decision a killed process left half-applied is finished first
         version = models.find(model_hash)
         if version is None:
             version = models.create(saved["model_uri"], saved["run_id"], tags, describe(params, tags))
             # None: a process on another machine registered the same model meanwhile.
             version = version or models.find(model_hash)
+        else:
+            models.drop_duplicates(model_hash)
         if version is not None and "gate_decision" not in version.tags and str(version.version) != models.champion():
             # New, or registered by a run that died before its gate.
             champion = _score_champion(models, candidate, test, params)
@@ -158,11 +161,13 @@ def _score_champion(
 
 def _unchanged(models: registry.Registry, same: ModelVersion | None) -> Outcome:
     version, current = str(same.version if same else "?"), models.champion()
+    gated = same.tags.get("gate_decision") if same else None
     return Outcome(
         version=version,
         decision="unchanged",
         summary=f"already registered as version {version}; nothing registered",
-        reasons=[f"the same model (content hash) is already version {version}"],
+        reasons=[f"the same model (content hash) is already version {version}"]
+        + ([f"its gate decided: {gated}"] if gated else []),
         champion={"version": current, "f1": None, "problem": None} if current else None,
     )
 
@@ -185,10 +190,8 @@ def _gate(
         "gate_champion_version": champion["version"] if champion else "none",
         "gate_champion_f1": f"{champion['f1']:.4f}" if champion and champion.get("f1") is not None else "",
     }
-    for key, value in tags.items():
-        models.client.set_model_version_tag(models.name, version, key, value)
-    if gate.promote:
-        models.set_champion(version, "gate: " + "; ".join(gate.reasons))
+    # The tags and the alias move together: a kill can never leave a decision without its alias.
+    models.record_gate(version, tags, gate.promote, "gate: " + "; ".join(gate.reasons))
     return Outcome(
         version=version,
         decision=decision,
