@@ -17,9 +17,11 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 install: .venv/.installed
 
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on our CI machines), every
+# process would otherwise recompile TensorFlow's modules: 25 s an import instead of 10.
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 ## Run the whole pipeline on the demo data set (created if data/raw is empty).
