@@ -9,24 +9,30 @@ clean afterwards; the reports become artifacts in the Prefect UI. Run it with
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
+from prefect.states import Cancelled
 
-from imgclf import flowreports, orchestration, tracking
+from imgclf import flowreports, orchestration, stopping, tracking
 from imgclf.data import read_csv
+from imgclf.errors import Stopped
 from imgclf.params import Params, load_params
 
 REPORTED = ("validate", "evaluate", "register")  # the stages whose reports become artifacts
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry unless the stage named its failure (bad data or params will fail again)."""
+    """Retry unless the stage named its failure (bad data or params will fail again) or
+    was stopped by a signal."""
     failure = state.result(raise_on_failure=False)
-    return not (isinstance(failure, orchestration.StageFailed) and failure.diagnosed)
+    diagnosed = isinstance(failure, orchestration.StageFailed) and failure.diagnosed
+    return not (diagnosed or isinstance(failure, Stopped))
 
 
 @task(name="data-version", task_run_name="data-version", cache_policy=NO_CACHE)
@@ -75,7 +81,7 @@ def _failed_report(params: Params) -> bool:
 @flow(name="training-pipeline")
 def training_pipeline(
     params_file: str = "params.yaml", force: bool = False, stages: list[str] | None = None, push: bool = False
-) -> dict[str, str]:
+) -> dict[str, str] | State[Any]:
     """Validate, split, augment, train, evaluate and register, each through DVC.
 
     Args:
@@ -87,8 +93,18 @@ def training_pipeline(
     Returns:
         "data" -> "new version" | "unchanged", then stage -> "ran" | "skipped" (and "push"
         when asked). A failed stage raises, so the flow ends Failed with
-        its message and no later stage (registration included) runs.
+        its message and no later stage (registration included) runs. SIGTERM or SIGINT
+        returns a Cancelled state: the flow run ends Cancelled, DVC's locks released.
     """
+    try:
+        return _stages(params_file, force, stages, push)
+    except (Stopped, TerminationSignal, KeyboardInterrupt) as exc:  # SIGTERM, SIGINT: a stop, not a crash
+        signum = exc.signum if isinstance(exc, Stopped) else getattr(exc, "signal", signal.SIGINT)
+        stopping.request(signum)
+        return Cancelled(message=f"stopped by {signal.Signals(signum).name}")
+
+
+def _stages(params_file: str, force: bool, stages: list[str] | None, push: bool) -> dict[str, str]:
     params: Params = load_params(Path(params_file))
     orchestration.check_stages(stages)
     root, cfg = str(params.root), params.orchestrate

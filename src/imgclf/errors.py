@@ -31,3 +31,14 @@ class TrackingUnavailable(ImgclfError):
     """The tracking server did not answer: a transient fault, worth retrying later."""
 
     exit_code = 75  # EX_TEMPFAIL (sysexits.h): the flow retries this stage, unlike exit 1 or 2
+
+
+class Stopped(ImgclfError):
+    """SIGTERM or SIGINT asked a command to stop: it stopped cleanly (the flow run under way
+    ended Cancelled, DVC's locks released). Exit 128 + the signal's number, as a shell reports it."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum, self.exit_code = signum, 128 + signum

@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 from contextlib import chdir, contextmanager
 from pathlib import Path
 from typing import IO, Any
+from uuid import UUID
 
-from imgclf.errors import ImgclfError, ParamsError
+from imgclf import stopping
+from imgclf.errors import ImgclfError, ParamsError, Stopped
 from imgclf.orchestration import check_stages
 from imgclf.params import Params
 from imgclf.tracking import quiet_telemetry
@@ -55,10 +57,17 @@ def run_flow(
         ImgclfError: the failed stage's own message (the flow run ends Failed).
     """
     check_stages(stages)  # before a Prefect server starts
-    with _prefect_api() as ready:
-        flow = load_flow(params)
-        ready()
-        state = flow(params_file=str(params_file), force=force, stages=stages, push=push, return_state=True)
+    try:
+        # SIGTERM and SIGINT: the flow run ends Cancelled, then the server stops (stopping.DEADLINE).
+        with stopping.stop_on_signals(interrupt=True), _prefect_api() as ready:
+            flow = load_flow(params)
+            ready()
+            state = flow(params_file=str(params_file), force=force, stages=stages, push=push, return_state=True)
+    except KeyboardInterrupt:  # before or after the flow run (during it, the flow returns Cancelled)
+        raise Stopped(stopping.requested() or signal.SIGINT) from None
+    signum = stopping.requested()
+    if state.is_cancelled() and signum is not None:
+        raise Stopped(signum)
     if not state.is_completed():
         failure = state.result(raise_on_failure=False)
         if isinstance(failure, ImgclfError):
@@ -105,9 +114,9 @@ def _prefect_api() -> Iterator[Callable[[], None]]:
             # No UI URL: the server has no UI, and is gone when the run ends.
             with temporary_settings({PREFECT_API_URL: url, PREFECT_UI_URL: ""}):
                 yield ready
-                _flush_to_api()
+                _flush_to_api(timeout=2 if stopping.requested() else 10)  # stopping: within the deadline
         finally:
-            _stop(server)
+            _stop(server, timeout=3 if stopping.requested() else 15)
 
 
 def check_api(url: str) -> None:
@@ -146,21 +155,21 @@ def _wait_for_api(url: str, server: subprocess.Popen[bytes], log: IO[bytes], tim
         time.sleep(0.2)
 
 
-def _flush_to_api() -> None:
+def _flush_to_api(timeout: float) -> None:
     """Send the logs and events Prefect still queues, while the server is there to take
     them (at exit, with it gone, Prefect would retry for a minute)."""
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
-    APILogWorker.drain_all(timeout=10)
-    EventsWorker.drain_all(timeout=10)
+    APILogWorker.drain_all(timeout=timeout)
+    EventsWorker.drain_all(timeout=timeout)
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
+def _stop(server: subprocess.Popen[bytes], timeout: float) -> None:
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=15)
+            server.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
@@ -175,10 +184,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def serve(params: Params, params_file: Path, cron: str | None, interval: int | None) -> None:
-    """Serve the flow as the deployment ``training-pipeline/scheduled`` until interrupted.
+def serve(
+    params: Params,
+    params_file: Path,
+    cron: str | None,
+    interval: int | None,
+    on_serving: Callable[[str], None] = lambda what: None,
+) -> None:
+    """Serve the flow as the deployment ``training-pipeline/scheduled`` until SIGTERM or SIGINT.
 
     Each scheduled run is a whole flow run: unchanged data and params train nothing.
+
+    Args:
+        on_serving: told what is served and how it runs, once it is.
     """
     every = interval or (None if cron else params.orchestrate.interval)
     schedule: dict[str, Any] = {"interval": every} if every else {"cron": cron or params.orchestrate.cron}
@@ -194,9 +212,140 @@ def serve(params: Params, params_file: Path, cron: str | None, interval: int | N
         )
     check_api(url)
     flow = load_flow(params)
+    from prefect.runner import Runner
+
     with chdir(params.root):  # the deployment's entrypoint is relative to the project
-        # limit=1: one run at a time; a second would find DVC's lock on the project taken.
-        flow.serve(name="scheduled", parameters={"params_file": str(params_file)}, limit=1, **schedule)
+        # What flow.serve does, but with our own stop (_serve_until_stopped). limit=1: one
+        # run at a time; a second would find DVC's lock on the project taken.
+        runner = Runner(name="scheduled", limit=1)
+        deployment = runner.add_flow(flow, name="scheduled", parameters={"params_file": str(params_file)}, **schedule)
+        assert isinstance(deployment, UUID)  # add_flow called from sync code
+        when = f"every {schedule['interval']} s" if "interval" in schedule else f"on cron {schedule['cron']!r}"
+        on_serving(f"serving training-pipeline/scheduled, {when}; SIGTERM or Ctrl-C stops it")
+        _serve_until_stopped(runner, deployment)
+
+
+def _serve_until_stopped(runner: Any, deployment: UUID) -> None:
+    """Run Prefect's runner until SIGTERM or SIGINT, then stop within stopping.DEADLINE: the
+    flow run under way ends Cancelled, its processes gone, DVC's locks released.
+
+    The runner runs in a thread of its own: there, Prefect installs no SIGTERM handler of
+    its own (Prefect 3.8.8's calls the async ``Runner.stop`` without awaiting it and exits
+    from inside the event loop, which then waits for the flow run to finish: a hang).
+    """
+    import asyncio
+    import threading
+
+    loops: list[asyncio.AbstractEventLoop] = []
+    failed: list[BaseException] = []
+
+    async def start() -> None:
+        loops.append(asyncio.get_running_loop())
+        await runner.start()
+
+    def serve_in_thread() -> None:
+        try:
+            asyncio.run(start())
+        except BaseException as exc:  # noqa: BLE001 - the main thread raises it, unless stopping anyway
+            failed.append(exc)
+
+    serving = threading.Thread(target=serve_in_thread, name="prefect-runner", daemon=True)
+    with stopping.stop_on_signals(interrupt=False):
+        serving.start()
+        while serving.is_alive() and stopping.requested() is None:
+            serving.join(0.5)
+        signum = stopping.requested()
+        if signum is not None:
+            _stop_serving(runner, loops[0] if loops else None, serving, deployment, signum)
+            return
+    if failed:
+        raise failed[0]
+
+
+def _stop_serving(runner: Any, loop: Any, serving: Any, deployment: UUID, signum: int) -> None:
+    """Stop the runner and every flow run process it started, then mark the flow runs
+    that were under way Cancelled (after their processes are gone: none can overwrite it)."""
+    import asyncio
+    import time
+
+    import psutil
+    from prefect.logging import get_logger
+
+    logger = get_logger("imgclf")
+
+    def left() -> float:  # seconds to spare before the hard deadline, counted from the signal
+        return stopping.DEADLINE - 1 - (time.time() - stopping.requested_at())
+
+    logger.info("%s: stopping the runner and the flow run under way", signal.Signals(signum).name)
+    if loop is not None and not loop.is_closed():
+        # Stops polling, and cancels the runs it started the way Prefect does (the flow run
+        # process is told, then SIGTERM). Not awaited here: the steps below bound it.
+        asyncio.run_coroutine_threadsafe(runner.astop(), loop)
+    # The flow run processes and their stage commands; not multiprocessing's resource
+    # tracker, which ignores SIGTERM and ends with this process. SIGTERM from here too: a
+    # run the runner had not registered yet; SIGKILL for any left 3 s before the deadline.
+    runs = [p for p in stopping.descendants() if "multiprocessing.resource_tracker" not in _command(p)]
+    stopping.terminate(runs, grace=max(0.5, left() - 2))
+    under_way = _taken_runs(deployment)
+    psutil.wait_procs(runs, timeout=max(0.0, left() - 1))
+    cancelled = _cancel(under_way | _taken_runs(deployment), signum)
+    serving.join(timeout=max(0.0, left()))
+    logger.info("stopped; flow runs cancelled: %s", ", ".join(cancelled) or "none")
+
+
+def _command(process: Any) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def _taken_runs(deployment: UUID) -> set[UUID]:
+    """The deployment's flow runs that a runner took and that have not ended, or that ended
+    Crashed or Failed since the stop was asked (the signal reached its process too)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    under_way = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+    runs = FlowRunFilter(
+        deployment_id=FlowRunFilterDeploymentId(any_=[deployment]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[*under_way, StateType.CRASHED, StateType.FAILED])),
+    )
+    since = stopping.requested_at() - 1  # a second's slack: the state's time is the server's clock
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(flow_run_filter=runs, limit=50)
+    return {
+        run.id
+        for run in found
+        if run.state and (run.state.type in under_way or run.state.timestamp.timestamp() >= since)
+    }
+
+
+def _cancel(runs: set[UUID], signum: int) -> list[str]:
+    """Force each run that did not complete to Cancelled (a run its process reported Crashed
+    or Failed as it was stopped included); the names of the runs now Cancelled."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    message = f"stopped by {signal.Signals(signum).name}"
+    changed: list[str] = []
+    with get_client(sync_client=True) as client:
+        for run_id in runs:
+            run = client.read_flow_run(run_id)
+            if run.state is None or not (run.state.is_completed() or run.state.is_cancelled()):
+                client.set_flow_run_state(run_id, Cancelled(message=message), force=True)
+                changed.append(run.name)
+            elif run.state.is_cancelled():
+                changed.append(run.name)
+    return sorted(changed)
 
 
 def check_cron(cron: str, key: str) -> None:

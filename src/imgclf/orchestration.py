@@ -6,6 +6,8 @@ dvc.lock stays the one record of what ran on which data, and a stage whose deps 
 params are unchanged is skipped. The stage's stderr still reaches the terminal, and
 its own one-line ``error: ...`` becomes the failure's message. DVC resolves some
 paths against the working directory, so each call runs inside the project folder.
+Each DVC call runs ``uninterrupted`` (imgclf.stopping): a SIGTERM or SIGINT stops the
+stage's command, lets DVC release its locks, then raises Stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgclf.errors import ImgclfError, ParamsError, StageInputError, TrackingUnavailable
+from imgclf.stopping import uninterrupted
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -76,9 +79,13 @@ def record_data(root: Path, raw: str) -> bool:
     before = dvc_md5(pointer)
     if not _has_files(root / raw):
         restore_data(root, raw, before)
-    with _in_project(root) as repo:
-        repo.scm_context.quiet = True  # its "git add" hint comes every time; the flow says when it matters
-        repo.add(raw)  # re-hashes only files whose size or mtime changed (DVC's state cache)
+
+    def add() -> None:
+        with _in_project(root) as repo:
+            repo.scm_context.quiet = True  # its "git add" hint comes every time; the flow says when it matters
+            repo.add(raw)  # re-hashes only files whose size or mtime changed (DVC's state cache)
+
+    uninterrupted(add)
     return dvc_md5(pointer) != before
 
 
@@ -96,14 +103,18 @@ def restore_data(root: Path, raw: str, recorded: str) -> None:
 
     if recorded == "untracked":
         raise StageInputError(f"{raw}: no images; add one folder per class (or run `imgclf demo-data`)")
-    with _in_project(root) as repo:
-        try:
-            if repo.config["core"].get("remote"):
-                repo.pull(targets=[f"{raw}.dvc"])
-            else:
-                repo.checkout(targets=[f"{raw}.dvc"])
-        except DvcException:
-            pass
+
+    def bring_back() -> None:
+        with _in_project(root) as repo:
+            try:
+                if repo.config["core"].get("remote"):
+                    repo.pull(targets=[f"{raw}.dvc"])
+                else:
+                    repo.checkout(targets=[f"{raw}.dvc"])
+            except DvcException:
+                pass
+
+    uninterrupted(bring_back)
     if _has_files(root / raw):
         return
     if recorded != demo.DEFAULT_DVC_MD5:
@@ -128,9 +139,13 @@ def reproduce(root: Path, stage: str, force: bool = False) -> bool:
 
     os.environ["PATH"] = scripts_first()  # dvc.yaml calls `imgclf`
     with _tee_stderr() as captured:
-        try:
+
+        def run() -> list[object]:
             with _in_project(root) as repo:
-                ran = repo.reproduce(targets=[stage], single_item=True, force=force)
+                return list(repo.reproduce(targets=[stage], single_item=True, force=force))
+
+        try:
+            ran = uninterrupted(run)
         except ReproductionError as exc:
             lines = [line.strip() for line in "".join(captured).splitlines() if line.strip()]
             lines = [line for line in lines if not _NATIVE_LOG.match(line)]
@@ -157,10 +172,12 @@ def _exit_status(exc: BaseException) -> int | None:
 
 def push(root: Path) -> int | None:
     """``dvc push`` to the default remote; None when no default remote is configured."""
-    with _in_project(root) as repo:
-        if not repo.config["core"].get("remote"):
-            return None
-        return int(repo.push())
+
+    def run() -> int | None:
+        with _in_project(root) as repo:
+            return int(repo.push()) if repo.config["core"].get("remote") else None
+
+    return uninterrupted(run)
 
 
 @contextmanager

@@ -39,10 +39,10 @@ def schedule(
     ] = None,
     interval: Annotated[int | None, typer.Option(min=10, help="Every N seconds instead of a cron schedule.")] = None,
 ) -> None:
-    """Serve the flow as a scheduled Prefect deployment (until Ctrl-C); needs a Prefect server (PREFECT_API_URL)."""
+    """Serve the flow as a scheduled Prefect deployment until SIGTERM or Ctrl-C; needs a Prefect server."""
     from imgclf import flowrun
 
     if cron and interval:
         err.print("error: --cron and --interval: choose one")
         raise typer.Exit(2)
-    call(ctx, lambda: flowrun.serve(params_of(ctx), ctx.obj.params.resolve(), cron, interval))
+    call(ctx, lambda: flowrun.serve(params_of(ctx), ctx.obj.params.resolve(), cron, interval, out.print))

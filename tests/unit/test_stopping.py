@@ -1,0 +1,56 @@
+"""imgclf.stopping: a signal during a DVC call stops the call's child command, lets the call
+finish its own cleanup, then raises Stopped; nothing starts once a stop was asked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from imgclf import stopping
+from imgclf.errors import Stopped
+
+
+@pytest.fixture(autouse=True)
+def no_stop_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stopping, "_requested", None)
+
+
+def test_a_signal_stops_the_child_and_lets_the_call_clean_up(tmp_path: Path) -> None:
+    """As DVC runs a stage: a child command, then cleanup (the rwlock's release) after it."""
+    done = tmp_path / "cleaned-up"
+    child: list[subprocess.Popen[bytes]] = []
+
+    def call() -> None:
+        child.append(subprocess.Popen(["sleep", "60"]))
+        try:
+            child[0].wait()
+        finally:
+            time.sleep(0.3)  # cleanup that a signal must not cut short
+            done.write_text("yes", encoding="utf-8")
+
+    before = signal.getsignal(signal.SIGTERM)
+    threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(Stopped, match=r"^stopped by SIGTERM$") as stopped:
+        stopping.uninterrupted(call)
+    assert child[0].returncode == -signal.SIGTERM and done.read_text(encoding="utf-8") == "yes"
+    assert stopped.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+
+
+def test_nothing_starts_once_a_stop_was_asked(tmp_path: Path) -> None:
+    stopping.request(signal.SIGINT)
+    with pytest.raises(Stopped, match="SIGINT"):
+        stopping.uninterrupted(lambda: (tmp_path / "started").touch())
+    assert not (tmp_path / "started").exists()
+
+
+def test_without_a_signal_the_call_returns_and_raises_as_usual() -> None:
+    assert stopping.uninterrupted(lambda: 42) == 42
+    with pytest.raises(ZeroDivisionError):
+        stopping.uninterrupted(lambda: 1 / 0)
