@@ -28,7 +28,6 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dvcrepo import sh
@@ -40,6 +39,7 @@ IMGCLF = str(Path(sys.executable).with_name("imgclf"))
 STOP_WITHIN = 10.0  # seconds, from the signal to the last process of the tree gone
 WATCH = 0.1  # seconds between looks at the flow run: the signal lands within this of its aim
 TAKEN = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED])))
+RUNNING = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])))
 
 
 def start(command: list[str], repo: Path, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
@@ -187,9 +187,8 @@ def test_imgclf_run_stops_cleanly_mid_stage(prefect_server: str, prefect_home: P
             url = url or next(iter(re.findall(r"temporary Prefect server on (http://\S+/api)", said(log))), None)
             if url:
                 with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
-                    if stage_running(process, "validate"):  # newest first; the copied database has older runs
-                        latest = client.read_flow_runs(limit=5, sort=FlowRunSort.START_TIME_DESC)
-                        run = next(r for r in latest if r.state_name == "Running")
+                    if stage_running(process, "validate"):  # the only Running one: the copy's runs ended
+                        run = next(iter(client.read_flow_runs(flow_run_filter=RUNNING, limit=1)), None)
         assert run is not None and url, said(log)[-4000:]
         took, status = stop(process, signal.SIGTERM, False, log)
         output = said(log)
