@@ -188,10 +188,24 @@ def terminate(processes: list[Any], grace: float = STAGE_GRACE) -> None:
 def _kill_after(tree: list[Any], grace: float) -> None:
     import psutil
 
-    _, alive = psutil.wait_procs(tree, timeout=grace)
+    # Polled, never waited for: psutil's wait() reaps a child of ours, and then its real
+    # parent (DVC's subprocess call) reads exit status 0 and records a killed stage as done.
+    deadline = time.monotonic() + grace
+    while (alive := [p for p in tree if _running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for process in alive:
         with suppress(psutil.Error):
             process.kill()
+
+
+def _running(process: Any) -> bool:
+    """Alive and not a zombie (exited, its status left for its parent to collect)."""
+    import psutil
+
+    try:
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def _with_descendants(process: Any) -> list[Any]:

@@ -26,8 +26,11 @@ def test_a_signal_stops_the_child_and_lets_the_call_clean_up(tmp_path: Path) -> 
     done = tmp_path / "cleaned-up"
     child: list[subprocess.Popen[bytes]] = []
 
+    started = threading.Event()
+
     def call() -> None:
         child.append(subprocess.Popen(["sleep", "60"]))
+        started.set()
         try:
             child[0].wait()
         finally:
@@ -35,7 +38,14 @@ def test_a_signal_stops_the_child_and_lets_the_call_clean_up(tmp_path: Path) -> 
             done.write_text("yes", encoding="utf-8")
 
     before = signal.getsignal(signal.SIGTERM)
-    threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+
+    def signal_once_started() -> None:
+        # Once the child runs: a loaded machine may take longer than any fixed delay to start it.
+        started.wait(60)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=signal_once_started, daemon=True).start()
     with pytest.raises(Stopped, match=r"^stopped by SIGTERM$") as stopped:
         stopping.uninterrupted(call)
     assert child[0].returncode == -signal.SIGTERM and done.read_text(encoding="utf-8") == "yes"
