@@ -39,6 +39,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgclf.stopping import live_descendants, running
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 BIN = Path(sys.executable).parent
@@ -140,24 +142,6 @@ def tiny_project(root: Path) -> None:
     client.create_registered_model(NAME)
     version = client.create_model_version(NAME, uri, run.info.run_id)
     client.set_registered_model_alias(NAME, "champion", version.version)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid``."""
-    import psutil
-
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    alive = []
-    for child in children:
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                alive.append(child.pid)
-        except psutil.NoSuchProcess:
-            pass  # gone meanwhile
-    return alive
 
 
 def memory(pid: int) -> tuple[float, float]:
@@ -277,11 +261,11 @@ def run(server: subprocess.Popen[bytes], port: int, kinds: dict[str, Kind], args
     print(f"imgclf serve answered after {time.monotonic() - started:.0f} s")
     if args.workers > 1:  # /ping answers once the first worker is up; wait for the others
         deadline = time.monotonic() + 300
-        while len(descendants(server.pid)) < args.workers + 1 and time.monotonic() < deadline:
+        while len(live_descendants(server.pid)) < args.workers + 1 and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(10)
     # With several workers, the figures are the largest one's (each holds the model).
-    worker = max(descendants(server.pid), key=lambda pid: memory(pid)[0])
+    worker = max(live_descendants(server.pid), key=lambda pid: memory(pid)[0])
     loaded = memory(worker)[0]
     warm = Tally()
     for name in kinds:  # every kind once on one connection, then single images a while
@@ -294,7 +278,7 @@ def run(server: subprocess.Popen[bytes], port: int, kinds: dict[str, Kind], args
         threading.Thread(target=client, args=(port, kinds, seed, stop, budget, tally), daemon=True)
         for seed in range(args.clients)
     ]
-    serving = descendants(server.pid)  # uvicorn (and its workers)
+    serving = live_descendants(server.pid)  # uvicorn (and its workers)
 
     def server_cpu() -> float:
         return sum(cpu_seconds(pid) for pid in serving)
@@ -332,11 +316,11 @@ def run(server: subprocess.Popen[bytes], port: int, kinds: dict[str, Kind], args
     print(f"worker RSS: {loaded:.0f} MB loaded, {rss_start:.0f} MB after warm-up, {rss_end:.0f} MB at the end "
           f"({growth:+.0f} MB), peak {peak:.0f} MB")  # fmt: skip
 
-    children = [server.pid, *descendants(server.pid)]
+    children = [server.pid, *live_descendants(server.pid)]
     stopping = time.monotonic()
     server.send_signal(signal.SIGTERM)
     server.wait(timeout=30)
-    while any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in children):
+    while any(running(pid) for pid in children):
         time.sleep(0.05)
     print(
         f"stop: one SIGTERM, imgclf serve and {len(children) - 1} children gone in {time.monotonic() - stopping:.1f} s"
@@ -350,13 +334,6 @@ def run(server: subprocess.Popen[bytes], port: int, kinds: dict[str, Kind], args
     print("goals: " + ", ".join(f"{text} {'met' if ok else 'MISSED'}" for text, ok in goals))
     if others > 0.25:
         print(f"note: other processes used {others:.2f} cores meanwhile; latency and rate are understated")
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 if __name__ == "__main__":

@@ -191,21 +191,33 @@ def _kill_after(tree: list[Any], grace: float) -> None:
     # Polled, never waited for: psutil's wait() reaps a child of ours, and then its real
     # parent (DVC's subprocess call) reads exit status 0 and records a killed stage as done.
     deadline = time.monotonic() + grace
-    while (alive := [p for p in tree if _running(p)]) and time.monotonic() < deadline:
+    while (alive := [p for p in tree if running(p)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     for process in alive:
         with suppress(psutil.Error):
             process.kill()
 
 
-def _running(process: Any) -> bool:
-    """Alive and not a zombie (exited, its status left for its parent to collect)."""
+def running(process: Any) -> bool:
+    """Alive and not a zombie (exited, its status left for its parent to collect); a pid or
+    a psutil.Process. Checked, never waited for: waiting would reap a child of another's."""
     import psutil
 
     try:
-        return bool(process.status() != psutil.STATUS_ZOMBIE)
+        proc = psutil.Process(process) if isinstance(process, int) else process
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
+
+
+def live_descendants(pid: int) -> list[int]:
+    """The pids of every live process below ``pid`` (none if it is gone)."""
+    import psutil
+
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True) if running(child)]
+    except psutil.Error:
+        return []
 
 
 def _with_descendants(process: Any) -> list[Any]:

@@ -32,6 +32,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dvcrepo import sh
+from imgclf.stopping import running
 from pipeline import flow_project
 
 pytestmark = pytest.mark.slow
@@ -73,14 +74,6 @@ def stop(process: subprocess.Popen[bytes], signum: int, group: bool, log: IO[byt
         pytest.fail(f"{len(alive)} still running {took:.0f} s after one {name}:\n{said(log)[-4000:]}")
     status = next((p.returncode for p in gone if p.pid == process.pid), None)
     return took, process.wait() if status is None else status
-
-
-def running(process: psutil.Process) -> bool:
-    """Alive, not a zombie (dead, its exit status not yet collected)."""
-    try:
-        return bool(process.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
 
 
 def assert_dvc_unlocked(repo: Path) -> None:

@@ -29,6 +29,7 @@ from images import encode, pixels, png_bomb, rgb
 from imgclf import tracking
 from imgclf.params import load_params
 from imgclf.serving import log_model
+from imgclf.stopping import live_descendants, running
 from models import tiny_model
 from runner import free_port, wait_for_http
 
@@ -90,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         wait_for_http(f"http://127.0.0.1:{port}/ping", process, 240)
         # Both workers: /ping answers once the first is up.
         for _ in range(120):
-            if len(descendants(process.pid)) >= 3:  # uvicorn and its two workers
+            if len(live_descendants(process.pid)) >= 3:  # uvicorn and its two workers
                 break
             time.sleep(0.5)
         yield Server(process, port)
@@ -164,34 +165,9 @@ def test_what_already_held_still_holds(server: Server) -> None:
     assert status == 400 and "(height, width, 3)" in answer["message"]
 
 
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid``."""
-    import psutil
-
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    alive = []
-    for child in children:
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                alive.append(child.pid)
-        except psutil.NoSuchProcess:
-            pass  # gone meanwhile
-    return alive
-
-
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_one_sigterm_stops_the_server_and_every_worker_within_10_s(server: Server) -> None:
     """Last: it stops the module's server. The signal goes to imgclf only, as systemd sends it."""
-    children = descendants(server.process.pid)
+    children = live_descendants(server.process.pid)
     assert len(children) >= 3, children  # uvicorn's supervisor and two workers
     started = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
