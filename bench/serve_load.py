@@ -283,6 +283,7 @@ def run(server: subprocess.Popen[bytes], port: int, kinds: dict[str, Kind], args
     def server_cpu() -> float:
         return sum(cpu_seconds(pid) for pid in serving)
 
+    each0 = {pid: cpu_seconds(pid) for pid in serving}
     busy0, worker0, self0, t0 = busy_seconds(), server_cpu(), sum(os.times()[:2]), time.monotonic()
     for thread in threads:
         thread.start()
@@ -295,6 +296,7 @@ def run(server: subprocess.Popen[bytes], port: int, kinds: dict[str, Kind], args
     elapsed = time.monotonic() - t0
     clients = (sum(os.times()[:2]) - self0) / elapsed
     served = (server_cpu() - worker0) / elapsed
+    each = sorted(((cpu_seconds(pid) - each0[pid]) / elapsed for pid in serving), reverse=True)
     others = (busy_seconds() - busy0) / elapsed - served - clients
     time.sleep(1)  # let the last responses' buffers go
     rss_end, peak = memory(worker)
@@ -302,7 +304,8 @@ def run(server: subprocess.Popen[bytes], port: int, kinds: dict[str, Kind], args
     total = sum(tally.statuses.values())
     wrong = {key: n for key, n in tally.statuses.items() if key[1] != kinds[key[0]].status}
     print(f"\n{total} requests in {elapsed:.1f} s from {args.clients} clients: {total / elapsed:.1f} requests/s  "
-          f"[cores: server {served:.2f}, clients {clients:.2f}, others {others:.2f}]")  # fmt: skip
+          f"[cores: server {served:.2f} ({' + '.join(f'{c:.2f}' for c in each)}), clients {clients:.2f}, "
+          f"others {others:.2f}]")  # fmt: skip
     print(f"{'request':<16}{'count':>7}{'status':>8}{'p50 ms':>9}{'p99 ms':>9}")
     for name, kind in kinds.items():
         times = tally.latencies.get(name, [])

@@ -115,9 +115,8 @@ def serve(
         out.print(f"serve: {uri} on http://{host}:{port}/invocations; Ctrl-C stops it")
         # uvicorn with MLflow's scoring app behind a body limit (imgclf.scoring_server):
         # `mlflow models serve` runs the same app, but offers no way to put a limit in front.
-        command = [sys.executable, "-m", "uvicorn", "--factory", "imgclf.scoring_server:create_app"]
-        command += ["--host", host, "--port", str(port), "--workers", str(workers)]
-        command += ["--timeout-graceful-shutdown", "5"]  # requests in flight at a SIGTERM; run_child kills at 7 s
+        # Each worker is a uvicorn server on its own SO_REUSEPORT socket (imgclf.serve_processes).
+        command = [sys.executable, "-m", "imgclf.serve_processes", host, str(port), str(workers)]
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": tracking.tracking_uri(params),
