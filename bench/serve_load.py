@@ -46,6 +46,7 @@ WORK = HERE / ".work"
 BIN = Path(sys.executable).parent
 NAME = "bench-serve"
 GOAL_P99_MS, GOAL_RSS_MB = 100.0, 100.0
+SIZE = 28  # the demo's own size, what train.image_size: auto gives it
 
 
 @dataclass(frozen=True)
@@ -128,13 +129,13 @@ def tiny_project(root: Path) -> None:
     export(("cat", "dog"), raw)
     files = sorted(raw.glob("*/*.png"))
     labels = [int(f.parent.name == "dog") for f in files]
-    model, _ = build_model(2, params.train.image_size, params.model)
+    model, _ = build_model(2, SIZE, params.model)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(make_dataset(Examples(files, labels), params.train.image_size, 32, shuffle_seed=0), epochs=1, verbose=0)
+    model.fit(make_dataset(Examples(files, labels), SIZE, 32, shuffle_seed=0), epochs=1, verbose=0)
     model_file, classes = root / "models" / "model.keras", root / "models" / "classes.json"
     model_file.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_file)
-    classes.write_text(json.dumps({"classes": ["cat", "dog"], "image_size": params.train.image_size}))
+    classes.write_text(json.dumps({"classes": ["cat", "dog"], "image_size": SIZE}))
     tracking.use_experiment(params)
     with mlflow.start_run() as run:
         uri = log_model(model_file, classes, params.validation.max_pixels)

@@ -47,7 +47,9 @@ from typing import Any
 
 from validate_speed import timed
 
+from imgclf import autoconf
 from imgclf.data import Examples, read_csv, split_examples
+from imgclf.manifest import read_manifest
 from imgclf.params import Model, Params
 from imgclf.tfruntime import import_tensorflow
 
@@ -115,7 +117,8 @@ def ours(train: Examples, val: Examples, test: Examples, classes: list[str], epo
     from imgclf.data import make_dataset
     from imgclf.stages.train import prepare
 
-    params = Params()
+    # The defaults, with what auto chooses for this data (as the train stage resolves them).
+    params = autoconf.resolve(Params(), autoconf.describe(read_manifest(ROOT / "data" / "manifest.csv"))).params
     cfg = params.train
     epochs = epochs or cfg.epochs
     setup = prepare(params, train, val, len(classes), epochs=epochs)
@@ -123,7 +126,7 @@ def ours(train: Examples, val: Examples, test: Examples, classes: list[str], epo
     stop = keras.callbacks.EarlyStopping(patience=cfg.early_stopping_patience, restore_best_weights=True)
     timer = epoch_timer()
     print(
-        f"  {params.model.arch} at {cfg.image_size}x{cfg.image_size}, {model.count_params()} parameters, "
+        f"  {params.model.arch} at {cfg.size}x{cfg.size}, {model.count_params()} parameters, "
         f"augment {params.augment.mode}, {cfg.lr_schedule} rate {cfg.learning_rate:g}, batch {cfg.batch_size}, "
         f"up to {epochs} epochs, class weights {'on' if weights else 'off'}"
     )
@@ -138,7 +141,7 @@ def ours(train: Examples, val: Examples, test: Examples, classes: list[str], epo
             verbose=0,
         )
     )
-    outputs = model.predict(make_dataset(test, cfg.image_size, cfg.batch_size), verbose=0)
+    outputs = model.predict(make_dataset(test, cfg.size, cfg.batch_size), verbose=0)
     f1, accuracy = f1_of(test.labels, outputs, classes)
     run = len(history.history["loss"])
     print(f"  fit {timing.seconds:.1f} s, {run} epochs (best {stop.best_epoch + 1}: val_loss {stop.best:.4f})")

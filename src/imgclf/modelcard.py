@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from imgclf import tracking
-from imgclf.params import Params
+from imgclf.params import AUGMENT_RANGES, Params
 from imgclf.scoring import flat_metrics
 
 
@@ -18,6 +18,7 @@ def render(
     confusion: Any,
     run: Mapping[str, str],
     promotion: Mapping[str, Any],
+    trained: Mapping[str, str],
 ) -> str:
     """Markdown for one model.
 
@@ -25,9 +26,16 @@ def render(
         metrics, confusion: the model's scores on the current test split.
         run: paths.run (run_id, experiment_id).
         promotion: what reports/promotion.json holds.
+        trained: the MLflow params the training run logged: the settings it ran with,
+            "auto" resolved (params.yaml may say "auto", or have changed since).
     """
     tags = tracking.provenance(params)
     m, t = params.model, params.train
+
+    def ran(key: str) -> str:  # a train setting as the run logged it
+        return trained.get(f"train.{key}", str(getattr(t, key)))
+
+    size = ran("image_size")
     header = "| actual \\ predicted | " + " | ".join(classes) + " |"
     rows = [f"| **{c}** | " + " | ".join(str(v) for v in confusion[i]) + " |" for i, c in enumerate(classes)]
     numbers = [f"| {k} | {v:.4f} |" for k, v in flat_metrics(metrics).items() if k != "test_images"]
@@ -54,9 +62,10 @@ def render(
             "## Model and training",
             f"- architecture `{m.arch}`"
             + (f" (backbone {m.backbone}, weights {m.weights})" if m.arch == "transfer" else ""),
-            f"- input: raw uint8 RGB of any size, resized inside the model to {t.image_size}x{t.image_size}",
-            f"- augmentation: {params.augment.mode}; epochs ≤ {t.epochs}, batch {t.batch_size}, "
-            f"learning rate {t.learning_rate}, seed {t.seed}",
+            f"- input: raw uint8 RGB of any size, resized inside the model to {size}x{size}",
+            f"- augmentation: {_augmentation(trained)}",
+            f"- epochs ≤ {ran('epochs')}, batch {ran('batch_size')}, learning rate {ran('learning_rate')}, "
+            f"seed {ran('seed')}",
             "",
             "## Test metrics",
             *(["", f"Positive class: `{params.evaluate.positive_class or classes[1]}`"] if len(classes) == 2 else []),
@@ -78,6 +87,18 @@ def render(
             "",
         ]
     )
+
+
+def _augmentation(trained: Mapping[str, str]) -> str:
+    mode = trained.get("augment.mode", "?")
+    if mode == "none":
+        return "none"
+    ranges = ", ".join(
+        f"{key} {trained[f'augment.{key}']}"
+        for key in AUGMENT_RANGES
+        if trained.get(f"augment.{key}") not in (None, "0.0", "False", "None", "null")
+    )
+    return f"{mode}, preset {trained.get('augment.preset', '?')}: {ranges or 'no transform'}"
 
 
 def _champion_line(champion: Mapping[str, Any] | None) -> str:

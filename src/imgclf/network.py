@@ -7,13 +7,15 @@ load with ``safe_mode=True``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from imgclf.errors import ParamsError
 from imgclf.params import Augment, Model
 
 if TYPE_CHECKING:
     import keras
+
+    from imgclf.downloads import Wanted
 
 
 def outputs(num_classes: int) -> int:
@@ -25,19 +27,20 @@ def augmentation(cfg: Augment, seed: int) -> keras.Sequential:
     """Random transforms, active only in training; offline mode applies the same layers to files."""
     import keras
 
+    r = cfg.ranges()  # resolved by imgclf.autoconf: no preset left to fill in
     layers: list[keras.Layer] = []
-    if cfg.flip:
+    if r["flip"]:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if cfg.rotation:
-        layers.append(keras.layers.RandomRotation(cfg.rotation, fill_mode="nearest", seed=seed + 1))
-    if cfg.zoom:
-        layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode="nearest", seed=seed + 2))
-    if cfg.shift:
-        layers.append(keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="nearest", seed=seed + 3))
-    if cfg.brightness:
-        layers.append(keras.layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed + 4))
-    if cfg.contrast:
-        layers.append(keras.layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=seed + 5))
+    if r["rotation"]:
+        layers.append(keras.layers.RandomRotation(r["rotation"], fill_mode="nearest", seed=seed + 1))
+    if r["zoom"]:
+        layers.append(keras.layers.RandomZoom(r["zoom"], fill_mode="nearest", seed=seed + 2))
+    if r["shift"]:
+        layers.append(keras.layers.RandomTranslation(r["shift"], r["shift"], fill_mode="nearest", seed=seed + 3))
+    if r["brightness"]:
+        layers.append(keras.layers.RandomBrightness(r["brightness"], value_range=(0, 255), seed=seed + 4))
+    if r["contrast"]:
+        layers.append(keras.layers.RandomContrast(r["contrast"], value_range=(0, 255), seed=seed + 5))
     return keras.Sequential(layers, name="augmentation")
 
 
@@ -110,34 +113,101 @@ def _small_cnn(x: keras.KerasTensor, cfg: Model, sync_batch_norm: bool) -> keras
     return keras.layers.Dropout(cfg.dropout)(x)
 
 
-_BACKBONES = {"MobileNetV2": "mobilenet_v2", "EfficientNetB0": "efficientnet", "ResNet50": "resnet50"}
+class _Backbone(NamedTuple):
+    min_size: int  # smallest input side keras.applications accepts (obtain_input_shape's min_size)
+    scaling: str  # its preprocess_input's mode: "tf" ([-1, 1]), "caffe" (BGR minus ImageNet means), "inside"
+    weights: str  # origin of the ImageNet "no top" file; the cache keeps it under the URL's last part
+    checks_hash: bool  # Keras refuses a cached file whose checksum is not the one it knows
+
+
+_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+# From keras/src/applications/*.py (Keras 3.15); tests/unit/test_backbones.py checks each
+# origin against the URL Keras itself tries, and each scaling against its preprocess_input.
+_BACKBONES = {
+    "MobileNetV2": _Backbone(
+        32, "tf", _APPS + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5", False
+    ),
+    "EfficientNetB0": _Backbone(
+        32, "inside", "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5", True
+    ),
+    "ResNet50": _Backbone(32, "caffe", _APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", True),
+    "VGG16": _Backbone(32, "caffe", _APPS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", True),
+    "InceptionV3": _Backbone(
+        75, "tf", _APPS + "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", True
+    ),
+}
+IMAGENET = "imagenet"  # model.weights: the ImageNet weights, through Keras's download cache
+# MobileNetV2's ImageNet files exist for these input sides; Keras loads the 224 px one for
+# any other (a no-top network's weights do not depend on the input size).
+_MOBILENET_SIZES = (96, 128, 160, 192, 224)
+
+
+def input_size_problem(backbone: str, image_size: int) -> str | None:
+    """Why ``image_size`` is too small for ``backbone``, or None; imports no TensorFlow."""
+    smallest = _BACKBONES[backbone].min_size
+    if image_size >= smallest:
+        return None
+    return f"{image_size} is below {smallest}, the smallest input model.backbone {backbone} takes"
+
+
+def imagenet_file(backbone: str, image_size: int) -> Wanted:
+    """The ImageNet "no top" weights file that ``weights="imagenet"`` makes Keras fetch."""
+    from imgclf.downloads import Wanted
+
+    spec = _BACKBONES[backbone]
+    origin = spec.weights.format(rows=image_size if image_size in _MOBILENET_SIZES else 224)
+    return Wanted(name=origin.rsplit("/", 1)[1], origin=origin, checks_hash=spec.checks_hash)
 
 
 def _backbone(cfg: Model, image_size: int) -> keras.Model:
-    """A keras.applications backbone with global average pooling, weights from a local file."""
+    """A keras.applications backbone with global average pooling.
+
+    ``cfg.weights``: null (random), ``imagenet`` (from Keras's download cache, fetched into
+    it when missing) or a local weights file.
+    """
     import keras
 
+    from imgclf import downloads
+
+    problem = input_size_problem(cfg.backbone, image_size)
+    if problem:
+        raise ParamsError(f"params.yaml: train.image_size: {problem}")
     weights = cfg.weights
-    if weights is not None and not Path(weights).is_file():
-        cache = Path(keras.config.keras_home() if hasattr(keras.config, "keras_home") else "~/.keras").expanduser()
+    if weights not in (None, IMAGENET) and not Path(weights).is_file():
         raise ParamsError(
-            f"params.yaml: model.weights: {weights} not found. This machine has no network: download the ImageNet "
-            f"'no top' weights for {cfg.backbone} elsewhere, put the file there (or under {cache}/models/) "
-            "and point model.weights at it, or set model.weights: null to train from scratch"
+            f"params.yaml: model.weights: {weights} not found. Point it at a local file of {cfg.backbone}'s "
+            f"ImageNet 'no top' weights, set it to {IMAGENET} (Keras downloads them once, into "
+            f"{downloads.cache_folder('models')}) or to null to train from scratch"
         )
     factory = getattr(keras.applications, cfg.backbone)
-    return factory(include_top=False, weights=weights, input_shape=(image_size, image_size, 3), pooling="avg")
+
+    def build() -> keras.Model:
+        built: keras.Model = factory(
+            include_top=False, weights=weights, input_shape=(image_size, image_size, 3), pooling="avg"
+        )
+        return built
+
+    if weights != IMAGENET:
+        return build()
+    with downloads.fetching(
+        f"params.yaml: model.weights: {IMAGENET}: the ImageNet weights of {cfg.backbone}",
+        "models",
+        [imagenet_file(cfg.backbone, image_size)],
+        otherwise="or point model.weights at a local copy, or set it to null to train from scratch",
+    ):
+        return build()
 
 
 def _backbone_scaling(name: str, x: keras.KerasTensor) -> keras.KerasTensor:
-    """Each backbone's own input convention, as plain layers (its preprocess_input is a function)."""
+    """Each backbone's own input convention (its preprocess_input, a function) as plain layers."""
     import keras
 
-    if name == "MobileNetV2":
+    scaling = _BACKBONES[name].scaling
+    if scaling == "tf":
         return keras.layers.Rescaling(1 / 127.5, offset=-1.0)(x)  # [-1, 1]
-    if name == "ResNet50":
-        # Caffe convention: BGR, ImageNet means subtracted, no scaling. A fixed 1x1
-        # convolution swaps the channels (a layer, unlike tf.reverse, survives safe_mode).
+    if scaling == "caffe":
+        # BGR, ImageNet means subtracted, no scaling. A fixed 1x1 convolution swaps the
+        # channels and its bias subtracts the means (a layer, unlike tf.reverse, survives safe_mode).
         import numpy as np
 
         swap = keras.layers.Conv2D(3, 1, use_bias=True, trainable=False, name="rgb_to_bgr")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from imgclf.errors import ParamsError
 
@@ -99,6 +99,18 @@ class Split(_Section):
         return self
 
 
+def _size_or_auto(value: Any) -> Any:
+    """One message for both kinds of a bad size (a union would report one error per branch)."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 1024:
+        raise ValueError(f"must be auto or a whole number of pixels from 16 to 1024, got {value!r}")
+    return value
+
+
+AUGMENT_RANGES = ("flip", "rotation", "zoom", "shift", "brightness", "contrast")
+
+
 class Augment(_Section):
     """Random transforms of the train split; val and test images are never augmented."""
 
@@ -107,15 +119,24 @@ class Augment(_Section):
     # none: train on the originals.
     mode: Literal["offline", "online", "none"] = "online"
     variants: int = Field(2, ge=0, le=50)  # copies per train image in offline mode
-    # Defaults measured on the demo silhouettes: flip is harmless, a 0.1 shift cost 2
-    # points of F1; photos usually gain from some rotation, zoom and colour jitter.
-    flip: bool = True  # horizontal: a mirrored cat is still a cat
-    rotation: float = Field(0.0, ge=0, le=0.5)  # fraction of a full turn, either way
-    zoom: float = Field(0.0, ge=0, le=0.5)  # fraction of the size, in or out
-    shift: float = Field(0.0, ge=0, le=0.5)  # fraction of the width/height, either way
-    brightness: float = Field(0.0, ge=0, le=1)  # fraction of the value range, either way
-    contrast: float = Field(0.0, ge=0, le=1)  # contrast factor drawn from [1 - c, 1 + c]
+    # Where a range below is null, the preset gives it (imgclf.autoconf.PRESETS): auto
+    # picks "photo" for photo folders and "silhouette" for small grey images like the
+    # demo's. A value set here always wins.
+    preset: Literal["auto", "silhouette", "photo"] = "auto"
+    flip: bool | None = None  # horizontal: a mirrored cat is still a cat
+    rotation: float | None = Field(None, ge=0, le=0.5)  # fraction of a full turn, either way
+    zoom: float | None = Field(None, ge=0, le=0.5)  # fraction of the size, in or out
+    shift: float | None = Field(None, ge=0, le=0.5)  # fraction of the width/height, either way
+    brightness: float | None = Field(None, ge=0, le=1)  # fraction of the value range, either way
+    contrast: float | None = Field(None, ge=0, le=1)  # contrast factor drawn from [1 - c, 1 + c]
     seed: int = Field(0, ge=0)
+
+    def ranges(self) -> dict[str, float | bool]:
+        """The transforms' settings; only once imgclf.autoconf has filled in the preset."""
+        values = {key: getattr(self, key) for key in AUGMENT_RANGES}
+        if any(value is None for value in values.values()):
+            raise RuntimeError("augment ranges used before imgclf.autoconf.resolve filled them in")
+        return values
 
 
 class Model(_Section):
@@ -127,19 +148,29 @@ class Model(_Section):
     filters: int = Field(32, ge=4, le=256)  # small_cnn: filters of the first block, doubled per block
     blocks: int = Field(3, ge=1, le=6)  # small_cnn: conv blocks, each halving the resolution
     dropout: float = Field(0.2, ge=0, lt=1)  # before the classifier head
-    backbone: Literal["MobileNetV2", "EfficientNetB0", "ResNet50"] = "MobileNetV2"
-    # transfer: a local .h5/.weights.h5 file of ImageNet weights (no network here), or null
-    # for random initialisation (what the tests use).
-    weights: str | None = None
+    # keras.applications names, each with its own input scaling as layers (imgclf.network).
+    backbone: Literal["MobileNetV2", "EfficientNetB0", "ResNet50", "VGG16", "InceptionV3"] = "MobileNetV2"
+    # transfer: imagenet (Keras downloads the file once into ~/.keras/models/, or $KERAS_HOME;
+    # offline, copy it there), a local .h5/.weights.h5 file, or null for random
+    # initialisation (what the tests use). Opt-in: the default trains without a network.
+    weights: Literal["imagenet"] | str | None = None
     fine_tune_layers: int = Field(20, ge=0)  # transfer: top backbone layers unfrozen in phase 2
 
 
 class Train(_Section):
     """How the network is fitted."""
 
-    # The model resizes every input to this square. 28 is the demo images' own size
-    # (upscaling gained nothing and cost 20-200% per epoch); photos want 128-224.
-    image_size: int = Field(28, ge=16, le=1024)
+    @property
+    def size(self) -> int:
+        """``image_size`` as a number; only once imgclf.autoconf has resolved ``auto``."""
+        if not isinstance(self.image_size, int):
+            raise RuntimeError("train.image_size used before imgclf.autoconf.resolve chose it")
+        return self.image_size
+
+    # The model resizes every input to this square. auto: from the validated images
+    # (imgclf.autoconf): small images keep their own size (the demo's 28; upscaling
+    # gained nothing and cost 20-200% per epoch), photos get a photo size.
+    image_size: Annotated[int | Literal["auto"], BeforeValidator(_size_or_auto)] = "auto"
     # The global batch: a distribution strategy splits it across its replicas, so the
     # steps, the learning-rate schedule and each update are those of one device.
     batch_size: int = Field(32, ge=1, le=4096)
@@ -247,6 +278,18 @@ class Params(_Section):
     @model_validator(mode="after")
     def _paths_guarded(self) -> Params:
         guard_paths(self.paths, self.root.resolve())
+        return self
+
+    @model_validator(mode="after")
+    def _backbone_fits(self) -> Params:
+        # Here, not in Model or Train: the limit joins two sections. An auto size is
+        # checked once chosen, when the backbone is built.
+        if self.model.arch == "transfer" and isinstance(self.train.image_size, int):
+            from imgclf.network import input_size_problem  # network imports this module
+
+            problem = input_size_problem(self.model.backbone, self.train.image_size)
+            if problem:
+                raise ValueError(f"train.image_size: {problem}")
         return self
 
 

@@ -42,6 +42,7 @@ def test_binary_outputs_and_metrics(binary: Params) -> None:
         assert (binary.path("plots") / f"{plot}.png").stat().st_size > 1000
     card = binary.path("model_card").read_text(encoding="utf-8")  # written by register
     assert "## Confusion matrix (test)" in card and "| f1 |" in card and "## Registry decision" in card
+    assert "resized inside the model to 16x16" in card and "- augmentation: online, preset photo: flip True" in card
     run_id = json.loads(binary.path("run").read_text(encoding="utf-8"))["run_id"]
     assert "http://127.0.0.1:5000/#/experiments/" in card and f"/runs/{run_id})" in card
     assert not binary.path("checkpoints").exists()  # removed once training succeeded
@@ -55,6 +56,9 @@ def test_the_run_holds_params_metrics_datasets_model_and_reports(binary: Params)
     run = client.get_run(saved["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "2" and run.data.params["split.test"] == "0.2"
+    # augment.preset: auto, resolved before logging: the generated images are in colour, so photos.
+    assert run.data.params["augment.preset"] == "photo" and run.data.params["augment.zoom"] == "0.1"
+    assert run.data.params["train.image_size"] == "16"  # set in the project's params.yaml: it wins
     assert run.data.tags["data_raw_md5"] == "untracked" and len(run.data.tags["data_split_md5"]) == 32
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]
     assert run.data.metrics["test_f1"] == json.loads(binary.path("metrics").read_text(encoding="utf-8"))["f1"]

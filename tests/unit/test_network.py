@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imgclf.autoconf import PRESETS
 from imgclf.errors import ParamsError
 from imgclf.params import Augment, Model
 from imgclf.stages.train import class_weights
@@ -18,7 +19,7 @@ from imgclf.tracking import flatten, repo_root
 def test_models_take_any_size_uint8_and_output_per_class(arch: str, size: int, num_classes: int) -> None:
     from imgclf.network import augmentation, build_model
 
-    model, backbone = build_model(num_classes, size, Model(arch=arch), augmentation(Augment(), 0))  # type: ignore[arg-type]
+    model, backbone = build_model(num_classes, size, Model(arch=arch), augmentation(Augment(**PRESETS["photo"]), 0))  # type: ignore[arg-type]
     assert (backbone is not None) == (arch == "transfer")
     for shape in ((1, 20, 30, 3), (2, 64, 48, 3)):
         out = np.asarray(model(np.zeros(shape, dtype="uint8"), training=False))
@@ -37,7 +38,7 @@ def test_missing_pretrained_weights_say_where_to_put_them(tmp_path: Path) -> Non
 def test_augmentation_is_inactive_at_inference() -> None:
     from imgclf.network import augmentation
 
-    layers = augmentation(Augment(rotation=0.2, zoom=0.2, shift=0.2, brightness=0.3, contrast=0.3), 0)
+    layers = augmentation(Augment(flip=True, rotation=0.2, zoom=0.2, shift=0.2, brightness=0.3, contrast=0.3), 0)
     image = np.random.default_rng(0).integers(0, 255, (1, 16, 16, 3)).astype("float32")
     assert np.array_equal(np.asarray(layers(image, training=False)), image)
     assert not np.array_equal(np.asarray(layers(image, training=True)), image)

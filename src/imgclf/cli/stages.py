@@ -19,21 +19,39 @@ PANEL = "Pipeline stages (what dvc.yaml runs)"
 @app.command("demo-data", rich_help_panel=PANEL)
 def demo_data(
     ctx: typer.Context,
-    classes: Annotated[str, typer.Option(help="Comma-separated Animal-MNIST classes, or 'all'.")] = "cat,dog",
+    classes: Annotated[
+        str | None, typer.Option(help="Comma-separated Animal-MNIST classes, or 'all' [default: cat,dog].")
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Target folder [default: paths.raw]")] = None,
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="Do nothing if the target folder has any content.")
     ] = False,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="animal-mnist (built in), or through Keras's download cache: cifar10-catdog "
+            "(CIFAR-10's cat and dog photos), fashion-mnist (its 10 classes)."
+        ),
+    ] = "animal-mnist",
 ) -> None:
-    """Export the built-in demo data set (Animal-MNIST silhouettes) as PNG class folders."""
-    from imgclf import demo
+    """Export a demo data set as PNG class folders: the built-in Animal-MNIST silhouettes,
+    or real photos from keras.datasets (downloaded once into ~/.keras/datasets/)."""
+    from imgclf import demo, photosets
+    from imgclf.errors import DemoDataError
 
     def step() -> demo.DemoResult | None:
-        wanted = demo.parse_classes(classes)
+        if dataset not in photosets.DATASETS:
+            raise DemoDataError(f"--dataset: unknown data set {dataset}; choose from {', '.join(photosets.DATASETS)}")
+        if dataset != photosets.DEFAULT and classes is not None:
+            raise DemoDataError(f"--classes: only for --dataset {photosets.DEFAULT}; {dataset} exports all it has")
+        wanted = demo.parse_classes(classes or ",".join(demo.DEFAULT_CLASSES))
         target = out_dir if out_dir is not None else params_of(ctx).path("raw")
         if if_empty and target.is_dir() and any(target.iterdir()):
             return None
-        return demo.export(wanted, target)
+        if dataset == photosets.DEFAULT:
+            return demo.export(wanted, target)
+        quiet_tensorflow()  # keras.datasets imports TensorFlow
+        return photosets.export(dataset, target)
 
     result = call(ctx, step)
     if result is None:
@@ -93,6 +111,8 @@ def train(ctx: typer.Context) -> None:
     from imgclf.stages import train as stage
 
     result = call(ctx, lambda: stage.run(params_of(ctx)))
+    for line in result.choices:
+        out.print(f"train: {line}")
     last = result.history[-1] if result.history else {}
     devices = f" on {result.replicas} replicas ({result.strategy})" if result.replicas > 1 else ""
     # A multi-worker cluster's other workers log nothing: the chief's run has it all.

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgclf import owned
+from imgclf import autoconf, owned
 from imgclf.data import read_csv
 from imgclf.errors import StageInputError
 from imgclf.imaging import load_rgb
@@ -47,7 +47,8 @@ def run(params: Params) -> AugmentResult:
     out = params.path("augmented")
     owned.check(out, "paths.augmented")  # before the work: a folder of the user's there is an error, not a loss
     if params.augment.mode == "offline":
-        files = _write_variants(params, train, out)
+        # The ranges of augment.preset, as train resolves them for online mode (imgclf.autoconf).
+        files = _write_variants(autoconf.resolve_from_manifest(params).params, train, out)
     else:
         owned.remove(out, "paths.augmented")
         owned.mark(out, "augment")

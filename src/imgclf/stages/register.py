@@ -99,7 +99,8 @@ def run(params: Params) -> RegisterResult:
         "run_id": saved["run_id"],
         "data_split_md5": tags["data_split_md5"],
     }
-    card = modelcard.render(params, candidate.classes, scored.metrics, scored.confusion, saved, promotion)
+    trained = mlflow.MlflowClient().get_run(saved["run_id"]).data.params  # what the run ran with
+    card = modelcard.render(params, candidate.classes, scored.metrics, scored.confusion, saved, promotion, trained)
     with replacing(params.path("model_card")) as out:
         out.write(card)
     write_json(params.path("promotion"), promotion)

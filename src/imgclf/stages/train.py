@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imgclf import autoconf, tracking, trainset
 from imgclf import checkpoints as checkpoints_core
-from imgclf import tracking, trainset
 from imgclf.atomic import write_json
 from imgclf.data import Examples, read_csv, split_examples
 from imgclf.errors import StageInputError
@@ -53,6 +53,7 @@ class TrainResult:
     history: list[dict[str, str]]
     strategy: str  # the TF distribution strategy: default, MirroredStrategy, MultiWorkerMirroredStrategy
     replicas: int  # num_replicas_in_sync: devices sharing each batch, over all workers
+    choices: list[str]  # what train.image_size / augment.preset "auto" chose (autoconf)
 
 
 def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
@@ -62,10 +63,15 @@ def class_weights(labels: list[int], num_classes: int) -> dict[int, float]:
 
 
 def run(params: Params) -> TrainResult:
-    cfg = params.train
     listed, split_csv = params.path("augment_list"), params.path("split")
     if not listed.exists() or not split_csv.exists():
         raise StageInputError("no training files: run `imgclf split` and `imgclf augment` first")
+    # From here on every setting is a number: the fingerprint, MLflow and classes.json see what ran.
+    resolved = autoconf.resolve_from_manifest(params)
+    params, choices = resolved.params, resolved.choices
+    for line in choices:
+        log.info("%s", line)
+    cfg = params.train
     train_rows = read_csv(listed)
     classes = sorted({r["label"] for r in read_csv(split_csv)})
     train = Examples([params.root / r["file"] for r in train_rows], [classes.index(r["label"]) for r in train_rows])
@@ -93,7 +99,7 @@ def run(params: Params) -> TrainResult:
         history = checkpoints.history_rows()
         model.save(checkpoints.folder / "model.keras")  # as the chief does: saving may need every worker
         checkpoints.clear()
-        return TrainResult("", classes, len(history), history, strategy=name, replicas=replicas)
+        return TrainResult("", classes, len(history), history, strategy=name, replicas=replicas, choices=choices)
 
     checkpoints = checkpoints_core.Checkpoints(params.path("checkpoints"), fingerprint)
     tracking.use_experiment(params)
@@ -108,7 +114,9 @@ def run(params: Params) -> TrainResult:
         model_uri = _save_outputs(params, model, classes, history)
         tracking.save_run(params, run, model_uri)
     checkpoints.clear()
-    return TrainResult(run.info.run_id, classes, len(history), history, strategy=name, replicas=replicas)
+    return TrainResult(
+        run.info.run_id, classes, len(history), history, strategy=name, replicas=replicas, choices=choices
+    )
 
 
 def _fit(
@@ -153,7 +161,8 @@ def _fit(
 def prepare(params: Params, train: Examples, val: Examples, num_classes: int, epochs: int | None = None) -> Setup:
     """The model and datasets of ``params``, compiled for the first phase.
 
-    What ``run`` fits, and what bench/train_speed.py times. ``epochs`` overrides
+    What ``run`` fits, and what bench/train_speed.py times: ``params`` resolved by
+    imgclf.autoconf (no ``auto`` left). ``epochs`` overrides
     ``train.epochs`` for the length of the learning-rate schedule. Built and compiled
     under the active distribution strategy: inside ``strategy.scope()``, or outside any
     for TF's one-device default.
@@ -168,9 +177,7 @@ def prepare(params: Params, train: Examples, val: Examples, num_classes: int, ep
     keras.utils.set_random_seed(cfg.seed)
     augment = network.augmentation(params.augment, cfg.seed) if params.augment.mode == "online" else None
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    model, backbone = network.build_model(
-        num_classes, cfg.image_size, params.model, augment, sync_batch_norm=replicas > 1
-    )
+    model, backbone = network.build_model(num_classes, cfg.size, params.model, augment, sync_batch_norm=replicas > 1)
     if backbone is not None:
         backbone.trainable = False  # phase 1: only the head learns
     steps = -(-len(train.files) // cfg.batch_size)  # global batches: the same on any number of replicas
@@ -178,8 +185,8 @@ def prepare(params: Params, train: Examples, val: Examples, num_classes: int, ep
     return Setup(
         model=model,
         backbone=backbone,
-        train_data=make_dataset(train, cfg.image_size, cfg.batch_size, shuffle_seed=cfg.seed),
-        val_data=make_dataset(val, cfg.image_size, cfg.batch_size),
+        train_data=make_dataset(train, cfg.size, cfg.batch_size, shuffle_seed=cfg.seed),
+        val_data=make_dataset(val, cfg.size, cfg.batch_size),
         class_weight=class_weights(train.labels, num_classes) if cfg.class_weights else None,
         steps=steps,
     )
@@ -253,7 +260,7 @@ def _save_outputs(params: Params, model: Any, classes: list[str], history: list[
     staging = path.with_name(f".{path.stem}.tmp.keras")
     model.save(staging)
     staging.replace(path)
-    write_json(params.path("classes"), {"classes": classes, "image_size": params.train.image_size})
+    write_json(params.path("classes"), {"classes": classes, "image_size": params.train.size})
     write_csv(params.path("train_history"), history, checkpoints_core.HISTORY_COLUMNS)
     import mlflow
 
