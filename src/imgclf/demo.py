@@ -77,8 +77,6 @@ def export(classes: tuple[str, ...], out: Path) -> DemoResult:
     left alone; a present file with other bytes stops the export before anything is
     written, since it would be a user's image.
     """
-    from PIL import Image
-
     package = resources.files("animal_mnist") / "data" / "Animal_MNIST"
     images = load_arrays(package.joinpath(_DATA_FILE).read_bytes())
     labels = load_arrays(package.joinpath(_LABEL_FILE).read_bytes())
@@ -86,11 +84,23 @@ def export(classes: tuple[str, ...], out: Path) -> DemoResult:
     planned: list[tuple[Path, bytes]] = []
     for name in classes:
         for index, pixels in enumerate(images[labels == CLASSES.index(name)]):
-            buffer = io.BytesIO()
-            # No metadata and a fixed compression level: the bytes depend only on the pixels.
-            Image.fromarray(pixels, mode="L").save(buffer, format="PNG", compress_level=6)
-            planned.append((out / name / f"{name}_{index:04d}.png", buffer.getvalue()))
+            planned.append((out / name / f"{name}_{index:04d}.png", png(pixels)))
+    return write_new(planned, out)
 
+
+def png(pixels: Any) -> bytes:
+    """(height, width) or (height, width, 3) uint8 as PNG bytes that depend only on the pixels."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    # No metadata and a fixed compression level: the bytes depend only on the pixels.
+    Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB").save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def write_new(planned: list[tuple[Path, bytes]], out: Path) -> DemoResult:
+    """Write each (path, bytes) that is not there yet; refuse, before writing anything, if
+    any path holds other bytes (a user's image)."""
     clashes = [path for path, data in planned if path.exists() and path.read_bytes() != data]
     if clashes:
         raise DemoDataError(

@@ -27,6 +27,13 @@ class DemoDataError(ImgclfError):
     """The demo data set could not be exported without touching user files."""
 
 
+class DownloadUnavailable(ImgclfError):
+    """A file Keras downloads into its cache (ImageNet weights, a keras.datasets archive) is
+    not there and could not be fetched. Exit 2, as for params.yaml: a retry cannot fix it."""
+
+    exit_code = 2
+
+
 class TrackingUnavailable(ImgclfError):
     """The tracking server did not answer: a transient fault, worth retrying later."""
 

@@ -210,6 +210,9 @@ def _backbone_scaling(name: str, x: keras.KerasTensor) -> keras.KerasTensor:
         # channels and its bias subtracts the means (a layer, unlike tf.reverse, survives safe_mode).
         import numpy as np
 
+        # Resizing keeps uint8 as uint8, and a convolution refuses it: without augmentation
+        # layers (augment.mode offline or none) nothing else would make the input float.
+        x = keras.layers.Rescaling(1.0, name="to_float")(x)
         swap = keras.layers.Conv2D(3, 1, use_bias=True, trainable=False, name="rgb_to_bgr")
         y = swap(x)
         swap.set_weights(

@@ -31,7 +31,7 @@ def test_models_take_any_size_uint8_and_output_per_class(arch: str, size: int, n
 def test_missing_pretrained_weights_say_where_to_put_them(tmp_path: Path) -> None:
     from imgclf.network import build_model
 
-    with pytest.raises(ParamsError, match=r"params.yaml: model.weights: .*not found\. This machine has no network"):
+    with pytest.raises(ParamsError, match=r"params.yaml: model.weights: .*not found\. Point it at a local file"):
         build_model(2, 32, Model(arch="transfer", weights=str(tmp_path / "mobilenet.h5")))
 
 
