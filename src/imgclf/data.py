@@ -1,7 +1,8 @@
 """The tf.data input pipeline: decode in parallel, resize, cache, shuffle, batch, prefetch.
 
 Decoding goes through imaging.load_rgb (Pillow), the same function prediction and
-serving use, so every image mode becomes RGB the same way everywhere.
+serving use, at the same size (the model's image_size, so JPEGs decode DCT-scaled),
+so every image becomes the same pixels everywhere.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ def split_examples(split_csv: Path, raw: Path, split: str, classes: list[str]) -
     return Examples([raw / r["path"] for r in rows], [classes.index(r["label"]) for r in rows])
 
 
-def _decode(path: bytes, max_pixels: int | None = None) -> np.ndarray:
+def _decode(path: bytes, max_pixels: int | None, image_size: int) -> np.ndarray:
     with open(path, "rb") as src:
         data = src.read()
     try:
-        return load_rgb(data, max_pixels)
+        return load_rgb(data, max_pixels, min_side=image_size)
     except TooLarge as exc:  # a file changed since validate checked it
         raise TooLarge(f"{path.decode(errors='replace')}: {exc}") from None
 
@@ -59,12 +60,14 @@ def make_dataset(
     Images are resized here as well as inside the model, so they can be batched; the
     model's own Resizing is then a no-op, and the bilinear resize is the same op.
     Decoded images are cached in memory: every epoch after the first reads no file.
-    ``max_pixels`` refuses a file from its header, before decoding (imaging.load_rgb).
+    JPEGs decode at the smallest DCT scale still >= image_size (imaging.load_rgb), the
+    bulk of epoch 1 for photos; serving and ``imgclf predict`` decode at the same size.
+    ``max_pixels`` refuses a file from its header, before decoding.
     """
     import tensorflow as tf
 
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = tf.numpy_function(lambda p: _decode(p, max_pixels), [path], tf.uint8, stateful=False)
+        image = tf.numpy_function(lambda p: _decode(p, max_pixels, image_size), [path], tf.uint8, stateful=False)
         image.set_shape([None, None, 3])
         return resize_uint8(image, image_size), label
 
@@ -81,7 +84,8 @@ def make_dataset(
 def resize_uint8(image: Any, size: int) -> Any:
     """(h, w, 3) uint8 -> (size, size, 3) uint8, bilinear like keras Resizing; a tensor or an array.
 
-    Used before batching in training, evaluation, prediction and serving alike.
+    Used before batching in training, evaluation, prediction and serving alike, after
+    load_rgb(..., min_side=size) decoded the image.
     """
     import tensorflow as tf
 
