@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc.model import PythonModel
 
-from imgclf.serving import CLASSES_ARTIFACT, KERAS_ARTIFACT, Classifier, InputError, Limits, iter_images
+from imgclf.serving import CLASSES_ARTIFACT, KERAS_ARTIFACT, Classifier, InputError, Limits
 
 
 class ImageClassifier(PythonModel):
@@ -45,7 +45,7 @@ class ImageClassifier(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         try:
             # Decoded one at a time as the batch fills: an error may come after some were.
-            probs = self.classifier.probabilities(iter_images(model_input, self.limits), self.limits.max_images)
+            probs = self.classifier.request_probabilities(model_input, self.limits)
         except InputError as exc:  # the scoring server answers 400 with this message
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
         return self.classifier.table(probs)

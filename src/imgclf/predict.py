@@ -3,7 +3,8 @@
 One row per file: its label and each class's probability, or the reason it could
 not be read (the other files carry on). Images go through the same checks as the
 validate stage (so a decompression bomb is refused from its header) and the same
-RGB conversion as training; resizing is inside the model.
+decoding and resize as training: imaging.load_rgb at the model's image_size (a JPEG
+decodes DCT-scaled), then Classifier.probabilities' resize_uint8.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def run(params: Params, targets: list[Path], model: str, batch_size: int) -> Pre
         chunk = files[start : start + batch_size]
         images, ok = [], []
         for path in chunk:
-            image, error = _read(path, limits)
+            image, error = _read(path, limits, classifier.image_size)
             row: dict[str, Any] = {"path": str(path), "label": "", "error": error or ""}
             result.rows.append(row)
             if image is not None:
@@ -90,8 +91,8 @@ def run(params: Params, targets: list[Path], model: str, batch_size: int) -> Pre
     return result
 
 
-def _read(path: Path, limits: Limits) -> tuple[Any, str | None]:
-    """(image, None), or (None, why not)."""
+def _read(path: Path, limits: Limits, min_side: int | None = None) -> tuple[Any, str | None]:
+    """(image, None), or (None, why not); ``min_side``: the model's image_size (load_rgb)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -104,7 +105,7 @@ def _read(path: Path, limits: Limits) -> tuple[Any, str | None]:
     if isinstance(found, Reason):
         return None, found.value
     try:
-        return load_rgb(data), None
+        return load_rgb(data, min_side=min_side), None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad bytes
         return None, f"{Reason.CORRUPT.value} ({type(exc).__name__})"
 

@@ -212,7 +212,7 @@ class FastPath:
 
     def answer(self, body: bytes) -> tuple[int, bytes] | None:
         """(status, JSON) as MLflow's app would give them, or None to leave the request to it."""
-        from imgclf.serving import InputError, iter_images
+        from imgclf.serving import InputError
 
         try:
             given = model_input(json.loads(body))
@@ -221,7 +221,7 @@ class FastPath:
         if given is None:
             return None
         try:
-            probs = self.classifier.probabilities(iter_images(given, self.limits), self.limits.max_images)
+            probs = self.classifier.request_probabilities(given, self.limits)
         except InputError as exc:
             error = {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}
             return 400, json.dumps(error).encode()

@@ -17,10 +17,12 @@ Every request is held to ``Limits``, recorded with the model: at most ``max_imag
 images, each at most ``max_pixels`` pixels as its header declares (validate.max_pixels),
 checked before any pixel is decoded. A refused request names the image (``image 3: ...``)
 and is answered 400. Images are resized as they are decoded, so a request holds one
-full-size image at a time.
+decoded image at a time.
 
 Output: a DataFrame with ``label`` and ``p_<class>`` for each class, one row per image.
-Decoding goes through imaging.load_rgb, the training pipeline's own conversion.
+Decoding goes through imaging.load_rgb at the model's image_size, the training
+pipeline's own conversion (``Classifier.request_probabilities``): a JPEG decodes
+DCT-scaled as in training, so a served photo gets training's pixels, and quickly.
 """
 
 from __future__ import annotations
@@ -111,11 +113,18 @@ class Classifier:
         probs = probabilities(outputs, len(self.classes))
         return score(np.asarray(examples.labels), probs, self.classes, positive, threshold)
 
+    def request_probabilities(self, model_input: Any, limits: Limits) -> np.ndarray:
+        """(n, num_classes) probabilities of a request's images (see ``iter_images``), each
+        file decoded at this model's image_size as the training pipeline decodes it, at
+        most ``limits.max_images`` per model call. What the pyfunc and imgclf serve answer."""
+        return self.probabilities(iter_images(model_input, limits, self.image_size), limits.max_images)
+
     def probabilities(self, images: Iterable[np.ndarray], batch_size: int = 64) -> np.ndarray:
         """(n, num_classes) probabilities of (height, width, 3) uint8 images of any sizes.
 
         Each image is resized as it arrives, so from a generator (``iter_images``) only
-        one full-size image is held at a time.
+        one decoded image is held at a time. Files should be decoded with
+        ``load_rgb(..., min_side=self.image_size)``, as training decodes them.
         """
         from imgclf.scoring import probabilities
 
@@ -155,10 +164,12 @@ class Classifier:
         return frame
 
 
-def decode_cell(cell: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_cell(cell: Any, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> np.ndarray:
     """One ``image`` cell (base64 text, file bytes or an array) as (height, width, 3) uint8.
 
-    A file whose header declares more than ``max_pixels`` pixels is refused before decoding.
+    A file whose header declares more than ``max_pixels`` pixels is refused before decoding;
+    with ``min_side`` (the model's image_size) a JPEG decodes DCT-scaled (imaging.load_rgb).
+    An array is taken as given.
     """
     if isinstance(cell, str):
         try:
@@ -167,7 +178,7 @@ def decode_cell(cell: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
             raise InputError("not base64 text") from None
     if isinstance(cell, bytes | bytearray):
         try:
-            return load_rgb(bytes(cell), max_pixels)
+            return load_rgb(bytes(cell), max_pixels, min_side)
         except TooLarge as exc:
             raise InputError(f"image too large: {exc} (the model's max_pixels, validate.max_pixels)") from None
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad bytes
@@ -212,8 +223,9 @@ def _as_array(value: Any) -> np.ndarray:
         raise InputError("an image array must be (height, width, 3) numbers, with rows of one length") from None
 
 
-def iter_images(model_input: Any, limits: Limits = Limits()) -> Iterator[np.ndarray]:
-    """Every image of a request, in order, decoded one at a time as the caller asks.
+def iter_images(model_input: Any, limits: Limits = Limits(), min_side: int | None = None) -> Iterator[np.ndarray]:
+    """Every image of a request, in order, decoded one at a time as the caller asks;
+    files at ``min_side`` (decode_cell).
 
     Raises:
         InputError: naming the first bad image (``image 3: ...``); over ``limits.max_images``
@@ -237,7 +249,7 @@ def iter_images(model_input: Any, limits: Limits = Limits()) -> Iterator[np.ndar
         raise InputError(f"{len(cells)} images in one request; at most {limits.max_images}: send them in several")
     for row, cell in enumerate(cells):
         try:
-            yield decode_cell(cell, limits.max_pixels)
+            yield decode_cell(cell, limits.max_pixels, min_side)
         except InputError as exc:
             raise InputError(f"image {row}: {exc}") from None
 
