@@ -177,7 +177,7 @@ def _decode(path: bytes) -> Any:
     from imgclf.imaging import load_rgb
 
     with open(path, "rb") as src:
-        return load_rgb(src.read())
+        return load_rgb(src.read(), min_side=SIZE)  # DCT-scaled: 400x300 decodes at 1/2
 
 
 def _pass(name: str, count: int, iterate: Callable[[], int]) -> None:
@@ -209,7 +209,7 @@ def profile(raw: Path, base: Run, mine: Run, sample: int = 500) -> None:
 
     steps: dict[str, Callable[[Path], Any]] = {
         "baseline: load_img (decode, nearest) + float + rescale": load_img,
-        "ours: read + imaging.load_rgb (decode, EXIF, RGB)": lambda p: _decode(bytes(p)),
+        "ours: read + imaging.load_rgb (decode >= 150 px, EXIF, RGB)": lambda p: _decode(bytes(p)),
     }
     print(f"  one core, in this thread, median per image over {len(paths)} files:")
     for name, call in steps.items():
@@ -251,7 +251,7 @@ def profile(raw: Path, base: Run, mine: Run, sample: int = 500) -> None:
     _pass("ours: make_dataset, epoch 1 (+ cache, shuffle)", len(paths), whole)
     _pass("baseline: flow_from_dataframe, one epoch", len(paths), generator)
     print("  what-ifs, not in src (same map, other decoders):")
-    _pass("Pillow DCT-scaled decode (draft, >= 150 px) + resize", len(paths), mapped(resize, _decode_draft))
+    _pass("Pillow full-size decode (no DCT scaling) + resize", len(paths), mapped(resize, _decode_full))
     _pass("tf.io.decode_jpeg + resize (no Python)", len(paths), tf_decoded)
     print(
         f"  cores used in the timed runs: baseline {base.cores():.1f}; ours epoch 1 {mine.cores(0, 1):.1f}, "
@@ -259,14 +259,12 @@ def profile(raw: Path, base: Run, mine: Run, sample: int = 500) -> None:
     )
 
 
-def _decode_draft(path: bytes) -> Any:
-    """Like _decode, but libjpeg decodes at the smallest 1/2, 1/4 or 1/8 scale still >= SIZE."""
-    import numpy as np
-    from PIL import Image
+def _decode_full(path: bytes) -> Any:
+    """Like _decode, but at full size: what make_dataset did before it decoded at the size."""
+    from imgclf.imaging import load_rgb
 
-    with Image.open(path) as im:
-        im.draft("RGB", (SIZE, SIZE))
-        return np.asarray(im.convert("RGB"))
+    with open(path, "rb") as src:
+        return load_rgb(src.read())
 
 
 def _frame(paths: list[Path]) -> Any:
