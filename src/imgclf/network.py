@@ -142,9 +142,14 @@ IMAGENET = "imagenet"  # model.weights: the ImageNet weights, through Keras's do
 _MOBILENET_SIZES = (96, 128, 160, 192, 224)
 
 
+def min_input_size(backbone: str) -> int:
+    """The smallest train.image_size ``backbone`` takes (an auto size must not go below it)."""
+    return _BACKBONES[backbone].min_size
+
+
 def input_size_problem(backbone: str, image_size: int) -> str | None:
     """Why ``image_size`` is too small for ``backbone``, or None; imports no TensorFlow."""
-    smallest = _BACKBONES[backbone].min_size
+    smallest = min_input_size(backbone)
     if image_size >= smallest:
         return None
     return f"{image_size} is below {smallest}, the smallest input model.backbone {backbone} takes"
