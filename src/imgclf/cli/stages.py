@@ -20,9 +20,9 @@ PANEL = "Pipeline stages (what dvc.yaml runs)"
 def demo_data(
     ctx: typer.Context,
     classes: Annotated[
-        str | None, typer.Option(help="Comma-separated Animal-MNIST classes, or 'all' [default: cat,dog].")
+        str | None, typer.Option(help="Comma-separated Animal-MNIST classes, or 'all' (default: cat,dog).")
     ] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Target folder [default: paths.raw]")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Target folder (default: paths.raw).")] = None,
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="Do nothing if the target folder has any content.")
     ] = False,
