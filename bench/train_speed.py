@@ -72,6 +72,7 @@ class Result:
     f1: float
     accuracy: float
     epoch_seconds: list[float]  # wall time of each epoch (ours: validation included)
+    outputs: Any = None  # the model's raw test outputs, in test order (bench/photo_speed.py pairs them)
 
     @property
     def rate(self) -> float:
@@ -165,12 +166,15 @@ def seeds(train: Examples, test: Examples, classes: list[str], epochs: int | Non
     generator = tf.keras.preprocessing.image.ImageDataGenerator()  # rescale: the model's Rescaling layer
     flow = dict(x_col="path", y_col="label", target_size=(SEED_SIZE, SEED_SIZE), batch_size=SEED_BATCH)
     keras.utils.set_random_seed(SEED)
-    train_flow = generator.flow_from_dataframe(frame(train, classes), class_mode="binary", seed=SEED, **flow)
+    two = len(classes) == 2  # more classes (bench/photo_speed.py): integer labels and a softmax
+    mode = "binary" if two else "sparse"
+    train_flow = generator.flow_from_dataframe(frame(train, classes), class_mode=mode, seed=SEED, **flow)
     if train_flow.class_indices != {c: i for i, c in enumerate(classes)}:
         sys.exit(f"class order differs: {train_flow.class_indices} vs {classes}")
     model, _ = network.build_model(len(classes), SEED_SIZE, Model(arch="seed_cnn"))
     adam = keras.optimizers.Adam()
-    model.compile(optimizer=adam, loss="binary_crossentropy", metrics=["accuracy"])
+    loss = "binary_crossentropy" if two else "sparse_categorical_crossentropy"
+    model.compile(optimizer=adam, loss=loss, metrics=["accuracy"])
     print(
         f"  seed_cnn at {SEED_SIZE}x{SEED_SIZE}, {model.count_params()} parameters, no augmentation, "
         f"Adam {float(adam.learning_rate):g}, batch {SEED_BATCH}, {epochs} epochs"
@@ -182,7 +186,7 @@ def seeds(train: Examples, test: Examples, classes: list[str], epochs: int | Non
     f1, accuracy = f1_of(test.labels, outputs, classes)
     run = len(history.history["loss"])
     print(f"  fit {timing.seconds:.1f} s, {run} epochs")
-    return Result("seeds", timing.seconds, timing.others, run, len(train.files), f1, accuracy, timer.seconds)
+    return Result("seeds", timing.seconds, timing.others, run, len(train.files), f1, accuracy, timer.seconds, outputs)
 
 
 def main() -> None:
