@@ -6,7 +6,9 @@ For small_cnn (imgclf's default network, params.yaml's model section otherwise a
 defaults) and each keras.applications backbone imgclf offers (MobileNetV2,
 EfficientNetB0, ResNet50, VGG16, InceptionV3) at ``--size`` px, built by
 ``imgclf.network.build_model`` exactly as ``imgclf train`` builds it for two classes, with
-random weights (speed does not depend on their values; no network is needed):
+random weights (speed does not depend on their values; no network is needed), and with
+what ``imgclf train`` fills in for a photo folder at that size (imgclf.autoconf: small_cnn's
+stem, for one):
 
 * parameters: all, and those phase 1 trains (transfer: the head only, the backbone frozen
   as the train stage freezes it);
@@ -22,7 +24,7 @@ nothing about that.
 
 Run (about 2-4 min on 2 cores, most of it VGG16 and ResNet50):
 
-    uv run --frozen python bench/transfer_cost.py [--size 128] [--steps 5] [--repeats 3]
+    uv run --frozen python bench/transfer_cost.py [--size 128] [--steps 5] [--repeats 3] [--networks small_cnn,VGG16]
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="train.image_size (InceptionV3 needs 75 or more)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--networks", default=",".join(("small_cnn", *BACKBONES)), help="comma-separated, in order")
     args = parser.parse_args()
 
     from imgclf.tfruntime import import_tensorflow
@@ -61,8 +64,11 @@ def main() -> None:
     import keras
     import numpy as np
 
+    from imgclf.autoconf import DataShape, resolve
     from imgclf.network import build_model
-    from imgclf.params import Model
+    from imgclf.params import Model, Params, Train
+
+    photos = DataShape(images=1000, short_side=4 * args.size, colour=1.0)
 
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores")
     rng = np.random.default_rng(0)
@@ -70,10 +76,12 @@ def main() -> None:
     labels = rng.integers(0, 2, (32, 1)).astype("float32")
     print(f"{'network':<16}{'params':>12}{'trained':>12}{'train img/s':>22}{'predict img/s':>22}")
     baseline = None
-    for name in ("small_cnn", *BACKBONES):
+    for name in args.networks.split(","):
         keras.utils.set_random_seed(42)
         cfg = Model(arch="small_cnn") if name == "small_cnn" else Model(arch="transfer", backbone=name)  # type: ignore[arg-type]
-        model, backbone = build_model(2, args.size, cfg)
+        # What imgclf train would fill in for a photo folder at this size (e.g. small_cnn's stem).
+        chosen = resolve(Params(model=cfg, train=Train(image_size=args.size)), photos).params
+        model, backbone = build_model(2, args.size, chosen.model)
         if backbone is not None:
             backbone.trainable = False  # phase 1, as the train stage does
         model.compile(optimizer="adam", loss="binary_crossentropy")
