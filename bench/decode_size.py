@@ -115,6 +115,11 @@ def full_decode_dataset(examples: Examples, image_size: int, batch_size: int, sh
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def per_image_ms(blobs: list[bytes], min_side: int | None) -> float:
     seconds = []
     for data in blobs:
@@ -156,13 +161,19 @@ def main() -> None:
     }
     print(f"\n== epoch 1 on {os.cpu_count()} cores: decode, resize, cache, shuffle, batch")
     runs: dict[str, list[tuple[float, float | None]]] = {name: [] for name in builds}
+    cpu: dict[str, list[float]] = {name: [] for name in builds}  # this process's CPU ms per image
     for repeat in range(args.repeats):
         for name, build in builds.items():
             data = build()
+            before_cpu = _cpu()
             seen, timing = timed(lambda d=data: sum(int(x.shape[0]) for x, _ in d))
+            cpu[name].append(1e3 * (_cpu() - before_cpu) / seen)
             runs[name].append((timing.seconds, timing.others))
             others = "" if timing.others is None else f" [others {timing.others:.1f}]"
-            print(f"  {repeat + 1}: {name:<22} {seen} images in {timing.seconds:5.2f} s{others}")
+            print(
+                f"  {repeat + 1}: {name:<22} {seen} images in {timing.seconds:5.2f} s, "
+                f"CPU {cpu[name][-1]:5.1f} ms/image{others}"
+            )
 
     # The same files, in order, through both: what the model sees at 128 px.
     import tensorflow as tf
@@ -176,13 +187,19 @@ def main() -> None:
     print("\n== summary")
     medians = {name: statistics.median(s for s, _ in done) for name, done in runs.items()}
     for name, done in runs.items():
-        seconds = [s for s, _ in done]
+        seconds = ", ".join(f"{s:.2f}" for s, _ in done)
+        busy = max((o or 0) for _, o in done)
         print(
             f"  {name:<22} epoch 1: median {medians[name]:5.2f} s = {count / medians[name]:5.0f} images/s "
-            f"(runs {', '.join(f'{s:.2f}' for s in seconds)}; others up to {max((o or 0) for _, o in done):.1f} cores)"
+            f"(runs {seconds}; others up to {busy:.1f} cores), "
+            f"CPU {statistics.median(cpu[name]):.1f} ms/image"
         )
     full, fast = medians.values()
-    print(f"  epoch 1 speed-up: {full / fast:.1f}x; per image on one core: {full_ms / scaled_ms:.1f}x")
+    full_cpu, fast_cpu = (statistics.median(c) for c in cpu.values())
+    print(
+        f"  epoch 1 speed-up: {full / fast:.1f}x wall, {full_cpu / fast_cpu:.1f}x CPU; "
+        f"per image on one core: {full_ms / scaled_ms:.1f}x"
+    )
     diff = np.abs(before.astype(int) - after.astype(int)).mean()
     print(f"  {size} px images, full vs scaled decode: mean absolute difference {diff:.2f} grey levels")
     print(
