@@ -25,12 +25,14 @@ from typing import Literal
 
 from imgclf.errors import StageInputError
 from imgclf.manifest import ManifestRow, read_manifest
+from imgclf.network import min_input_size
 from imgclf.params import AUGMENT_RANGES, Params
 
 Kind = Literal["silhouette", "photo"]
 
 SMALL_SIDE = 64  # px: a median short side up to this is a small image, kept at its own size
 PHOTO_SIZE = 128  # px: the training size of photo folders
+STEM_FROM = 64  # px: small_cnn's stride-2 stem from this input size (model.stem: null)
 COLOUR_MODES = frozenset({"RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA", "RGBX"})
 
 # Measured: on the demo silhouettes flip is harmless and a 0.1 shift cost 2 points of
@@ -79,8 +81,16 @@ def resolve(params: Params, shape: DataShape) -> Resolved:
     if train.image_size == "auto":
         size = max(16, shape.short_side) if kind == "silhouette" else min(PHOTO_SIZE, shape.short_side)
         why = "their own size" if size == shape.short_side else f"for {kind}s"
+        if params.model.arch == "transfer" and size < (smallest := min_input_size(params.model.backbone)):
+            size, why = smallest, f"the smallest input of {params.model.backbone}"
         choices.append(f"train.image_size: auto -> {size} ({why})")
         train = train.model_copy(update={"image_size": size})
+    model = params.model
+    if model.stem is None:
+        stem = train.size >= STEM_FROM
+        if model.arch == "small_cnn":
+            choices.append(f"model.stem: auto -> {str(stem).lower()} ({'from' if stem else 'under'} {STEM_FROM} px)")
+        model = model.model_copy(update={"stem": stem})
     augment = params.augment
     preset: Kind = kind if augment.preset == "auto" else augment.preset
     unset = {key: PRESETS[preset][key] for key in AUGMENT_RANGES if getattr(augment, key) is None}
@@ -92,7 +102,7 @@ def resolve(params: Params, shape: DataShape) -> Resolved:
     if choices:
         seen = f"{shape.images} images, median short side {shape.short_side} px, {shape.colour:.0%} in colour"
         choices.insert(0, f"data: {seen}: {kind}s")
-    resolved = params.model_copy(update={"train": train, "augment": augment})
+    resolved = params.model_copy(update={"train": train, "model": model, "augment": augment})
     return Resolved(params=resolved, choices=choices, shape=shape)
 
 

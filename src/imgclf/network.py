@@ -102,12 +102,18 @@ def _small_cnn(x: keras.KerasTensor, cfg: Model, sync_batch_norm: bool) -> keras
     """
     import keras
 
-    for block in range(cfg.blocks):
-        x = keras.layers.Conv2D(cfg.filters * 2**block, 3, padding="same", use_bias=False)(x)
+    def conv_bn_relu(x: keras.KerasTensor, filters: int, separable: bool, strides: int = 1) -> keras.KerasTensor:
+        conv = keras.layers.SeparableConv2D if separable else keras.layers.Conv2D
+        x = conv(filters, 3, strides=strides, padding="same", use_bias=False)(x)
         # momentum 0.9, not Keras' 0.99: with ~45 steps an epoch the running statistics
         # otherwise lag so far that validation predicts one class for the first 5 epochs.
         x = keras.layers.BatchNormalization(momentum=0.9, synchronized=sync_batch_norm)(x)
-        x = keras.layers.ReLU()(x)
+        return keras.layers.ReLU()(x)
+
+    if cfg.stem:
+        x = conv_bn_relu(x, cfg.filters, separable=False, strides=2)
+    for block in range(cfg.blocks):
+        x = conv_bn_relu(x, cfg.filters * 2**block, separable=cfg.separable and (block > 0 or bool(cfg.stem)))
         x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.layers.Dropout(cfg.dropout)(x)

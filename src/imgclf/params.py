@@ -147,6 +147,10 @@ class Model(_Section):
     arch: Literal["seed_cnn", "small_cnn", "transfer"] = "small_cnn"
     filters: int = Field(32, ge=4, le=256)  # small_cnn: filters of the first block, doubled per block
     blocks: int = Field(3, ge=1, le=6)  # small_cnn: conv blocks, each halving the resolution
+    # small_cnn: a stride-2 convolution before the blocks, so the first block works on a
+    # quarter of the pixels; null: on from a 64-px input (imgclf.autoconf).
+    stem: bool | None = None
+    separable: bool = False  # small_cnn: depthwise-separable convolutions after the first block
     dropout: float = Field(0.2, ge=0, lt=1)  # before the classifier head
     # keras.applications names, each with its own input scaling as layers (imgclf.network).
     backbone: Literal["MobileNetV2", "EfficientNetB0", "ResNet50", "VGG16", "InceptionV3"] = "MobileNetV2"

@@ -9,7 +9,7 @@ import pytest
 from imgclf.autoconf import PHOTO_SIZE, PRESETS, DataShape, describe, resolve, resolve_from_manifest
 from imgclf.errors import ParamsError, StageInputError
 from imgclf.manifest import ManifestRow
-from imgclf.params import Augment, Params, Train, load_params
+from imgclf.params import Augment, Model, Params, Train, load_params
 
 DEMO = DataShape(images=2000, short_side=28, colour=0.0)  # the demo's 28x28 grey silhouettes
 PHOTOS = DataShape(images=600, short_side=240, colour=0.97)
@@ -31,8 +31,10 @@ def test_the_demo_keeps_its_own_size_and_flips_only() -> None:
     assert resolved.choices == [
         "data: 2000 images, median short side 28 px, 0% in colour: silhouettes",
         "train.image_size: auto -> 28 (their own size)",
+        "model.stem: auto -> false (under 64 px)",
         "augment.preset: auto -> silhouette (flip True)",
     ]
+    assert resolved.params.model.stem is False
 
 
 def test_photos_get_a_photo_size_and_the_photo_ranges() -> None:
@@ -40,6 +42,7 @@ def test_photos_get_a_photo_size_and_the_photo_ranges() -> None:
     assert resolved.params.train.size == PHOTO_SIZE
     ranges = resolved.params.augment.ranges()
     assert ranges == PRESETS["photo"] and ranges["rotation"] and ranges["zoom"] and ranges["contrast"]
+    assert resolved.params.model.stem is True  # a stride-2 stem at photo sizes
 
 
 def test_small_colour_photos_keep_their_size_with_photo_ranges() -> None:
@@ -63,7 +66,7 @@ def test_explicit_values_win() -> None:
 
 
 def test_nothing_to_choose_says_nothing() -> None:
-    fixed = Params(train=Train(image_size=64), augment=Augment(**PRESETS["photo"]))
+    fixed = Params(train=Train(image_size=64), model=Model(stem=False), augment=Augment(**PRESETS["photo"]))
     assert resolve(fixed, DEMO).choices == []
 
 
@@ -94,3 +97,10 @@ def test_a_bad_size_is_one_line_naming_the_key(tmp_path: Path, value: str) -> No
     with pytest.raises(ParamsError, match=r"train\.image_size: must be auto or a whole number of pixels") as caught:
         load_params(file)
     assert "\n" not in str(caught.value)
+
+
+def test_an_auto_size_never_goes_below_the_backbones_smallest_input() -> None:
+    params = Params(model=Model(arch="transfer", backbone="InceptionV3"))
+    resolved = resolve(params, DEMO)
+    assert resolved.params.train.size == 75
+    assert "train.image_size: auto -> 75 (the smallest input of InceptionV3)" in resolved.choices

@@ -75,3 +75,19 @@ def test_batch_norm_is_synchronised_across_replicas_only_when_asked(sync: bool) 
     model, _ = build_model(2, 16, Model(arch="small_cnn", blocks=2), sync_batch_norm=sync)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 2 and all(layer.synchronized is sync for layer in norms)
+
+
+@pytest.mark.parametrize(("stem", "separable"), [(True, False), (True, True), (False, True)])
+def test_small_cnn_variants_take_any_size_and_shrink_the_map(stem: bool, separable: bool) -> None:
+    import keras
+
+    from imgclf.network import build_model
+
+    model, _ = build_model(2, 64, Model(stem=stem, separable=separable, blocks=3))
+    out = np.asarray(model(np.zeros((2, 90, 70, 3), dtype="uint8"), training=False))
+    assert out.shape == (2, 1)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert ("SeparableConv2D" in kinds) == separable
+    pooled = next(layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+    # 64 px, halved by the stem and by each of 3 blocks: 4x4, or 8x8 without the stem.
+    assert pooled.input.shape[1] == (4 if stem else 8)
