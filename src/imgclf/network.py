@@ -113,7 +113,7 @@ def _small_cnn(x: keras.KerasTensor, cfg: Model, sync_batch_norm: bool) -> keras
     if cfg.stem:
         x = conv_bn_relu(x, cfg.filters, separable=False, strides=2)
     for block in range(cfg.blocks):
-        x = conv_bn_relu(x, cfg.filters * 2**block, separable=cfg.separable and (block > 0 or bool(cfg.stem)))
+        x = conv_bn_relu(x, cfg.filters * 2**block, separable=bool(cfg.separable) and (block > 0 or bool(cfg.stem)))
         x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.layers.Dropout(cfg.dropout)(x)

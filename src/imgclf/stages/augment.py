@@ -69,7 +69,8 @@ def _write_variants(params: Params, train: list[tuple[str, str]], out: Path) -> 
 
     cfg, raw = params.augment, params.path("raw")
     layers = augmentation(cfg, cfg.seed)
-    images = [(path, label, load_rgb((raw / path).read_bytes())) for path, label in train]
+    # At the training size, as train decodes the originals (imaging.load_rgb's DCT scaling).
+    images = [(path, label, load_rgb((raw / path).read_bytes(), min_side=params.train.size)) for path, label in train]
     by_shape: defaultdict[tuple[int, ...], list[int]] = defaultdict(list)
     for index, (_, _, pixels) in enumerate(images):
         by_shape[pixels.shape].append(index)
