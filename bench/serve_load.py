@@ -115,7 +115,7 @@ def tiny_project(root: Path) -> None:
     """The default network trained one epoch on 2000 demo images, registered as champion."""
     import mlflow
 
-    from imgclf import tracking
+    from imgclf import autoconf, tracking
     from imgclf.data import Examples, make_dataset
     from imgclf.demo import export
     from imgclf.network import build_model
@@ -129,7 +129,8 @@ def tiny_project(root: Path) -> None:
     export(("cat", "dog"), raw)
     files = sorted(raw.glob("*/*.png"))
     labels = [int(f.parent.name == "dog") for f in files]
-    model, _ = build_model(2, SIZE, params.model)
+    demo = autoconf.DataShape(images=2000, short_side=SIZE, colour=0.0)  # what train resolves for the demo
+    model, _ = build_model(2, SIZE, autoconf.resolve(params, demo).params.model)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     model.fit(make_dataset(Examples(files, labels), SIZE, 32, shuffle_seed=0), epochs=1, verbose=0)
     model_file, classes = root / "models" / "model.keras", root / "models" / "classes.json"

@@ -18,6 +18,7 @@ The rules (figures in the README's Speed section):
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ Kind = Literal["silhouette", "photo"]
 SMALL_SIDE = 64  # px: a median short side up to this is a small image, kept at its own size
 PHOTO_SIZE = 128  # px: the training size of photo folders
 STEM_FROM = 64  # px: small_cnn's stride-2 stem from this input size (model.stem: null)
+FINAL_MAP = 4  # px: small_cnn's blocks (model.blocks: null) halve the map down to this or less
 COLOUR_MODES = frozenset({"RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA", "RGBX"})
 
 # Measured: on the demo silhouettes flip is harmless and a 0.1 shift cost 2 points of
@@ -91,6 +93,12 @@ def resolve(params: Params, shape: DataShape) -> Resolved:
         if model.arch == "small_cnn":
             choices.append(f"model.stem: auto -> {str(stem).lower()} ({'from' if stem else 'under'} {STEM_FROM} px)")
         model = model.model_copy(update={"stem": stem})
+    if model.blocks is None:
+        side = train.size // 2 if model.stem else train.size
+        blocks = max(1, min(6, math.ceil(math.log2(max(side, 2) / FINAL_MAP))))
+        if model.arch == "small_cnn":
+            choices.append(f"model.blocks: auto -> {blocks} ({side} px down to {side / 2**blocks:g} px)")
+        model = model.model_copy(update={"blocks": blocks})
     if model.separable is None:
         separable = bool(model.stem)
         if model.arch == "small_cnn":

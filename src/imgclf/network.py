@@ -110,10 +110,12 @@ def _small_cnn(x: keras.KerasTensor, cfg: Model, sync_batch_norm: bool) -> keras
         x = keras.layers.BatchNormalization(momentum=0.9, synchronized=sync_batch_norm)(x)
         return keras.layers.ReLU()(x)
 
+    if cfg.blocks is None or cfg.stem is None or cfg.separable is None:
+        raise RuntimeError("small_cnn built before imgclf.autoconf.resolve filled in model.blocks, stem, separable")
     if cfg.stem:
         x = conv_bn_relu(x, cfg.filters, separable=False, strides=2)
     for block in range(cfg.blocks):
-        x = conv_bn_relu(x, cfg.filters * 2**block, separable=bool(cfg.separable) and (block > 0 or bool(cfg.stem)))
+        x = conv_bn_relu(x, cfg.filters * 2**block, separable=cfg.separable and (block > 0 or cfg.stem))
         x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.layers.Dropout(cfg.dropout)(x)

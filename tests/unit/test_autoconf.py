@@ -32,6 +32,7 @@ def test_the_demo_keeps_its_own_size_and_flips_only() -> None:
         "data: 2000 images, median short side 28 px, 0% in colour: silhouettes",
         "train.image_size: auto -> 28 (their own size)",
         "model.stem: auto -> false (under 64 px)",
+        "model.blocks: auto -> 3 (28 px down to 3.5 px)",
         "model.separable: auto -> false (as model.stem)",
         "augment.preset: auto -> silhouette (flip True)",
     ]
@@ -44,6 +45,7 @@ def test_photos_get_a_photo_size_and_the_photo_ranges() -> None:
     ranges = resolved.params.augment.ranges()
     assert ranges == PRESETS["photo"] and ranges["rotation"] and ranges["zoom"] and ranges["contrast"]
     assert resolved.params.model.stem is True and resolved.params.model.separable is True  # at photo sizes
+    assert resolved.params.model.blocks == 4  # 128 px, 64 after the stem, down to 4 px
 
 
 def test_small_colour_photos_keep_their_size_with_photo_ranges() -> None:
@@ -68,7 +70,9 @@ def test_explicit_values_win() -> None:
 
 def test_nothing_to_choose_says_nothing() -> None:
     fixed = Params(
-        train=Train(image_size=64), model=Model(stem=False, separable=False), augment=Augment(**PRESETS["photo"])
+        train=Train(image_size=64),
+        model=Model(stem=False, separable=False, blocks=3),
+        augment=Augment(**PRESETS["photo"]),
     )
     assert resolve(fixed, DEMO).choices == []
 

@@ -13,13 +13,16 @@ from imgclf.params import Augment, Model
 from imgclf.stages.train import class_weights
 from imgclf.tracking import flatten, repo_root
 
+SMALL = {"blocks": 3, "stem": False, "separable": False}  # small_cnn as autoconf fills it in for the demo
+
 
 @pytest.mark.parametrize(("arch", "size"), [("small_cnn", 16), ("seed_cnn", 32), ("transfer", 32)])
 @pytest.mark.parametrize("num_classes", [2, 4])
 def test_models_take_any_size_uint8_and_output_per_class(arch: str, size: int, num_classes: int) -> None:
     from imgclf.network import augmentation, build_model
 
-    model, backbone = build_model(num_classes, size, Model(arch=arch), augmentation(Augment(**PRESETS["photo"]), 0))  # type: ignore[arg-type]
+    layers = augmentation(Augment(**PRESETS["photo"]), 0)
+    model, backbone = build_model(num_classes, size, Model(arch=arch, **SMALL), layers)  # type: ignore[arg-type]
     assert (backbone is not None) == (arch == "transfer")
     for shape in ((1, 20, 30, 3), (2, 64, 48, 3)):
         out = np.asarray(model(np.zeros(shape, dtype="uint8"), training=False))
@@ -72,7 +75,7 @@ def test_batch_norm_is_synchronised_across_replicas_only_when_asked(sync: bool) 
 
     from imgclf.network import build_model
 
-    model, _ = build_model(2, 16, Model(arch="small_cnn", blocks=2), sync_batch_norm=sync)
+    model, _ = build_model(2, 16, Model(arch="small_cnn", **{**SMALL, "blocks": 2}), sync_batch_norm=sync)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 2 and all(layer.synchronized is sync for layer in norms)
 
@@ -91,3 +94,10 @@ def test_small_cnn_variants_take_any_size_and_shrink_the_map(stem: bool, separab
     pooled = next(layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D))
     # 64 px, halved by the stem and by each of 3 blocks: 4x4, or 8x8 without the stem.
     assert pooled.input.shape[1] == (4 if stem else 8)
+
+
+def test_an_unresolved_small_cnn_is_never_built() -> None:
+    from imgclf.network import build_model
+
+    with pytest.raises(RuntimeError, match=r"before imgclf\.autoconf\.resolve"):
+        build_model(2, 28, Model())
