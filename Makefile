@@ -51,6 +51,9 @@ bench: install
 	$(RUN) python bench/train_speed.py
 	$(RUN) python bench/flow_noop.py
 	$(RUN) python bench/serve_load.py
+	$(RUN) python bench/decode_size.py
+	$(RUN) python bench/photo_speed.py
+	$(RUN) python bench/transfer_cost.py
 
 ## The MLflow UI on 127.0.0.1:5000, comparing every run side by side.
 ui: install
