@@ -99,11 +99,6 @@ def resolve(params: Params, shape: DataShape) -> Resolved:
         if model.arch == "small_cnn":
             choices.append(f"model.blocks: auto -> {blocks} ({side} px down to {side / 2**blocks:g} px)")
         model = model.model_copy(update={"blocks": blocks})
-    if model.separable is None:
-        separable = bool(model.stem)
-        if model.arch == "small_cnn":
-            choices.append(f"model.separable: auto -> {str(separable).lower()} (as model.stem)")
-        model = model.model_copy(update={"separable": separable})
     augment = params.augment
     preset: Kind = kind if augment.preset == "auto" else augment.preset
     unset = {key: PRESETS[preset][key] for key in AUGMENT_RANGES if getattr(augment, key) is None}

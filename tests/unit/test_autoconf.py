@@ -33,7 +33,6 @@ def test_the_demo_keeps_its_own_size_and_flips_only() -> None:
         "train.image_size: auto -> 28 (their own size)",
         "model.stem: auto -> false (under 64 px)",
         "model.blocks: auto -> 3 (28 px down to 3.5 px)",
-        "model.separable: auto -> false (as model.stem)",
         "augment.preset: auto -> silhouette (flip True)",
     ]
     assert resolved.params.model.stem is False
@@ -44,7 +43,7 @@ def test_photos_get_a_photo_size_and_the_photo_ranges() -> None:
     assert resolved.params.train.size == PHOTO_SIZE
     ranges = resolved.params.augment.ranges()
     assert ranges == PRESETS["photo"] and ranges["rotation"] and ranges["zoom"] and ranges["contrast"]
-    assert resolved.params.model.stem is True and resolved.params.model.separable is True  # at photo sizes
+    assert resolved.params.model.stem is True and resolved.params.model.separable is False  # at photo sizes
     assert resolved.params.model.blocks == 4  # 128 px, 64 after the stem, down to 4 px
 
 
