@@ -14,31 +14,22 @@ from typing import Any
 
 import mlflow
 import pytest
-import yaml
 
 from images import encode, pixels, png_bomb, rgb
 from imgclf import tracking
 from imgclf.params import load_params
 from imgclf.scoring_server import MAX_BODY_ENV, MODEL_ENV, BodyLimit, FastPath, create_app
-from imgclf.serving import log_model
-from models import tiny_model
+from models import log_tiny_model
 
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastPath]:
     root = tmp_path_factory.mktemp("fast")
-    params_file = root / "params.yaml"
-    params_file.write_text(yaml.safe_dump({"validate": {"max_pixels": 1_000_000}}), encoding="utf-8")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         patch.delenv("SERVING_MODEL_CONFIG", raising=False)
-        params = load_params(params_file)
-        tracking.use_experiment(params)
-        model, classes = root / "model.keras", root / "classes.json"
-        tiny_model().save(model)
-        classes.write_text(json.dumps({"classes": ["cat", "dog"], "image_size": 8}), encoding="utf-8")
-        with mlflow.start_run():
-            uri = log_model(model, classes, params.validation.max_pixels)
+        uri = log_tiny_model(root, 1_000_000)
+        mlflow.set_tracking_uri(tracking.tracking_uri(load_params(root / "params.yaml")))
         local = mlflow.artifacts.download_artifacts(uri, dst_path=str(root / "served"))
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
         patch.setenv(MODEL_ENV, local)

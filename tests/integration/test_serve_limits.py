@@ -20,17 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pytest
-import yaml
 from PIL import Image
 
 from images import encode, pixels, png_bomb, rgb
-from imgclf import tracking
-from imgclf.params import load_params
-from imgclf.serving import log_model
 from imgclf.stopping import live_descendants, running
-from models import tiny_model
+from models import log_tiny_model
 from runner import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
@@ -66,19 +61,10 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("serve")
-    params_file = root / "params.yaml"
-    params_file.write_text(yaml.safe_dump({"validate": {"max_pixels": RECORDED_MAX_PIXELS}}), encoding="utf-8")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        params = load_params(params_file)
-        tracking.use_experiment(params)
-        model, classes = root / "model.keras", root / "classes.json"
-        tiny_model().save(model)
-        classes.write_text(json.dumps({"classes": ["cat", "dog"], "image_size": 8}), encoding="utf-8")
-        with mlflow.start_run():
-            uri = log_model(model, classes, params.validation.max_pixels)
-        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-    params_file.write_text("{}\n", encoding="utf-8")  # validate.max_pixels back to its default
+        uri = log_tiny_model(root, RECORDED_MAX_PIXELS)
+    (root / "params.yaml").write_text("{}\n", encoding="utf-8")  # validate.max_pixels back to its default
 
     port = free_port()
     command = [str(Path(sys.executable).with_name("imgclf")), "serve", "--model", uri, "--port", str(port)]
