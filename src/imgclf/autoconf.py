@@ -1,4 +1,5 @@
-"""Settings that read the data: ``train.image_size: auto`` and ``augment.preset: auto``.
+"""Settings that read the data: ``train.image_size: auto``, ``augment.preset: auto`` and
+small_cnn's ``model.stem`` and ``model.blocks`` left null.
 
 A pure core: from the validated manifest's image sizes and modes to concrete params.
 The train and augment stages resolve their params here before anything else, so every
@@ -13,6 +14,8 @@ The rules (figures in the README's Speed section):
 - image_size: silhouettes and other small images keep their own median short side
   (upscaling a 28-px image gains nothing and costs time); photos get ``PHOTO_SIZE``,
   or their own short side when that is smaller.
+- model.stem: a stride-2 stem from ``STEM_FROM`` px; model.blocks: as many as bring the
+  feature map down to ``FINAL_MAP`` px or less.
 - augment: the preset's ranges, for each range not set in params.yaml.
 """
 
@@ -60,9 +63,8 @@ class DataShape:
 
 @dataclass(frozen=True)
 class Resolved:
-    params: Params  # with image_size and every augment range set
+    params: Params  # with image_size, model.stem, model.blocks and every augment range set
     choices: list[str]  # what auto saw, then one line per value it chose: "train.image_size: auto -> 128 (...)"
-    shape: DataShape
 
 
 def describe(rows: Sequence[ManifestRow]) -> DataShape:
@@ -111,7 +113,7 @@ def resolve(params: Params, shape: DataShape) -> Resolved:
         seen = f"{shape.images} images, median short side {shape.short_side} px, {shape.colour:.0%} in colour"
         choices.insert(0, f"data: {seen}: {kind}s")
     resolved = params.model_copy(update={"train": train, "model": model, "augment": augment})
-    return Resolved(params=resolved, choices=choices, shape=shape)
+    return Resolved(params=resolved, choices=choices)
 
 
 def resolve_from_manifest(params: Params) -> Resolved:

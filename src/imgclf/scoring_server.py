@@ -225,12 +225,7 @@ class FastPath:
         except InputError as exc:
             error = {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}
             return 400, json.dumps(error).encode()
-        classes = self.classifier.classes
-        rows = [
-            {"label": classes[int(row.argmax())], **{f"p_{c}": float(p) for c, p in zip(classes, row, strict=True)}}
-            for row in probs
-        ]
-        return 200, json.dumps({"predictions": rows}).encode()
+        return 200, json.dumps({"predictions": self.classifier.records(probs)}).encode()
 
 
 def create_app() -> ASGIApp:

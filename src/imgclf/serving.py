@@ -159,9 +159,25 @@ class Classifier:
         """``label`` and ``p_<class>`` columns, one row per image."""
         import pandas as pd
 
-        frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in self.classes])
-        frame.insert(0, "label", [self.classes[i] for i in probs.argmax(axis=1)] if len(probs) else [])
+        frame = pd.DataFrame(probs, columns=self.columns)
+        frame.insert(0, "label", self.labels(probs))
         return frame
+
+    def records(self, probs: np.ndarray) -> list[dict[str, Any]]:
+        """``table``'s rows as plain dicts, without pandas (imgclf serve's JSON answer)."""
+        return [
+            {"label": label, **dict(zip(self.columns, map(float, row), strict=True))}
+            for label, row in zip(self.labels(probs), probs, strict=True)
+        ]
+
+    @property
+    def columns(self) -> list[str]:
+        """The probability columns: ``p_<class>`` in output order."""
+        return [f"p_{c}" for c in self.classes]
+
+    def labels(self, probs: np.ndarray) -> list[str]:
+        """The most probable class of each row."""
+        return [self.classes[i] for i in probs.argmax(axis=1)] if len(probs) else []
 
 
 def decode_cell(cell: Any, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> np.ndarray:

@@ -68,9 +68,7 @@ def run(params: Params) -> TrainResult:
         raise StageInputError("no training files: run `imgclf split` and `imgclf augment` first")
     # From here on every setting is a number: the fingerprint, MLflow and classes.json see what ran.
     resolved = autoconf.resolve_from_manifest(params)
-    params, choices = resolved.params, resolved.choices
-    for line in choices:
-        log.info("%s", line)
+    params, choices = resolved.params, resolved.choices  # imgclf train prints the choices
     cfg = params.train
     train_rows = read_csv(listed)
     classes = sorted({r["label"] for r in read_csv(split_csv)})
