@@ -25,6 +25,7 @@ FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP", "TIFF"})
 # The Pillow openers that identify them: the JPEG opener also returns MPO files.
 _OPENERS = sorted(FORMATS - {"MPO"})
 _EXIF_ORIENTATION = 0x0112
+_DCT_SCALED = frozenset({"JPEG", "MPO"})  # formats libjpeg decodes at 1/2, 1/4 or 1/8 scale (Pillow draft)
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
@@ -105,7 +106,7 @@ def inspect_bytes(data: bytes, limits: Limits) -> tuple[int, int, str] | Reason:
                 if im.getexif().get(_EXIF_ORIENTATION) in _ROTATED:
                     width, height = height, width
                 mode = im.mode
-                if im.format in {"JPEG", "MPO"}:
+                if im.format in _DCT_SCALED:
                     im.draft(im.mode, (1, 1))  # DCT scaling: the smallest scale libjpeg offers
                 im.load()
     except Image.DecompressionBombError:
@@ -161,7 +162,7 @@ def load_rgb(data: bytes, max_pixels: int | None = None, min_side: int | None = 
                 raise TooLarge(
                     f"{width}x{height} is {width * height} pixels, over the limit of {max_pixels}; nothing was decoded"
                 )
-            if min_side is not None and opened.format in {"JPEG", "MPO"}:
+            if min_side is not None and opened.format in _DCT_SCALED:
                 # The target is square, so it does not matter that these are the stored sides,
                 # which EXIF orientation may swap. Its own mode: the colour conversion stays
                 # Pillow's convert() below, as for every other file.
