@@ -101,6 +101,7 @@ def training_pipeline(
     except (Stopped, TerminationSignal, KeyboardInterrupt) as exc:  # SIGTERM, SIGINT: a stop, not a crash
         signum = exc.signum if isinstance(exc, Stopped) else getattr(exc, "signal", signal.SIGINT)
         stopping.request(signum)
+        stopping.hold_later_signals()
         return Cancelled(message=f"stopped by {signal.Signals(signum).name}")
 
 

@@ -120,6 +120,8 @@ def _in_worker(call: Callable[[], T]) -> T:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if _requested is not None:
+            hold_later_signals()  # in a flow run's own process: see there
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]  # type: ignore[no-any-return]
@@ -158,6 +160,24 @@ def stop_on_signals(*, interrupt: bool) -> Iterator[None]:
             signal.signal(signum, handler)
         with _lock:  # a deadline already started stays: the process is on its way out
             _deadline_armed = False
+
+
+def hold_later_signals() -> None:
+    """Once a flow run took its stop in a process that a Prefect runner or worker started for
+    it (``PREFECT__FLOW_RUN_ID`` set): later SIGTERM and SIGINT are only recorded. The runner
+    signals the run too, and a second signal, raised inside Prefect as it reports the task
+    Failed or the run Cancelled, cuts that report short (a coroutine "never awaited" at
+    exit). The runner ends the process if it lingers: Prefect's SIGKILL after its grace, or
+    `imgclf schedule`'s before its deadline. Anywhere else nothing changes: in a command's
+    own process (``stop_on_signals``) a second signal still exits at once."""
+    if (
+        _deadline_armed
+        or not os.environ.get("PREFECT__FLOW_RUN_ID")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+    for signum in SIGNALS:
+        signal.signal(signum, lambda signum, frame: request(signum))
 
 
 def exit_now(signum: int) -> None:

@@ -4,6 +4,7 @@ finish its own cleanup, then raises Stopped; nothing starts once a stop was aske
 from __future__ import annotations
 
 import os
+import sys
 import signal
 import subprocess
 import threading
@@ -64,3 +65,38 @@ def test_without_a_signal_the_call_returns_and_raises_as_usual() -> None:
     assert stopping.uninterrupted(lambda: 42) == 42
     with pytest.raises(ZeroDivisionError):
         stopping.uninterrupted(lambda: 1 / 0)
+
+
+HOLD = """
+import os, signal, subprocess
+from imgclf import stopping
+from imgclf.errors import Stopped
+
+def call():
+    child = subprocess.Popen(["sleep", "60"])
+    os.kill(os.getpid(), signal.SIGTERM)  # the stop, as DVC runs the stage's command
+    child.wait()
+
+try:
+    stopping.uninterrupted(call)
+except Stopped:
+    pass
+for _ in range(3):  # the runner's own SIGTERM, ours, a Ctrl-C: only recorded from now on
+    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGINT)
+print("reported", stopping.requested())
+"""
+
+
+@pytest.mark.parametrize("flow_run_process", [True, False], ids=["flow-run-process", "elsewhere"])
+def test_a_flow_run_process_that_took_its_stop_finishes_its_report(flow_run_process: bool) -> None:
+    """In a process a Prefect runner started for a flow run, signals after the stop do not
+    cut short Prefect's report of it; anywhere else the caller's handlers come back as they were."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT__FLOW_RUN_ID"}
+    if flow_run_process:
+        env["PREFECT__FLOW_RUN_ID"] = "01a23264-e221-749b-b6ea-ef6376f2818d"
+    done = subprocess.run([sys.executable, "-c", HOLD], env=env, capture_output=True, text=True, timeout=60)
+    if flow_run_process:
+        assert (done.returncode, done.stdout) == (0, f"reported {int(signal.SIGTERM)}\n"), done.stderr
+    else:
+        assert done.returncode == -signal.SIGTERM  # the default handler, back: the process ends there
