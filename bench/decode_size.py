@@ -42,8 +42,8 @@ from typing import Any
 
 from validate_speed import WORK, timed
 
-from imgclf.data import Examples, make_dataset, resize_uint8
-from imgclf.imaging import load_rgb
+from imgclf.data.datasets import Examples, make_dataset, resize_uint8
+from imgclf.data.imaging import load_rgb
 from imgclf.tfruntime import import_tensorflow
 
 WIDTH, HEIGHT = 1600, 1200

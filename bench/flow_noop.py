@@ -45,7 +45,7 @@ def scheduled_runs(project: Path, env: dict[str, str]) -> list[float]:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from imgclf.flowrun import free_port
+    from imgclf.orchestration.flowrun import free_port
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"

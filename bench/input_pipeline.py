@@ -1,4 +1,4 @@
-"""Input pipeline throughput: ours (``imgclf.data.make_dataset``) vs Keras' legacy ImageDataGenerator.
+"""Input pipeline throughput: ours (``imgclf.data.datasets.make_dataset``) vs Keras' legacy ImageDataGenerator.
 
 What it measures (figures are printed; nothing here fails the run):
 
@@ -49,7 +49,7 @@ from typing import Any
 
 from validate_speed import CLASSES, WORK, Timing, link_folder, make_jpegs, timed
 
-from imgclf.data import Examples, make_dataset
+from imgclf.data.datasets import Examples, make_dataset
 from imgclf.tfruntime import import_tensorflow
 
 CORES = os.cpu_count() or 1
@@ -173,8 +173,8 @@ def _per_image(call: Callable[[Path], Any], paths: list[Path]) -> float:
 
 
 def _decode(path: bytes) -> Any:
-    """What make_dataset's map calls for each file (imgclf.data keeps its own private)."""
-    from imgclf.imaging import load_rgb
+    """What make_dataset's map calls for each file (imgclf.data.datasets keeps its own private)."""
+    from imgclf.data.imaging import load_rgb
 
     with open(path, "rb") as src:
         return load_rgb(src.read(), min_side=SIZE)  # DCT-scaled: 400x300 decodes at 1/2
@@ -261,7 +261,7 @@ def profile(raw: Path, base: Run, mine: Run, sample: int = 500) -> None:
 
 def _decode_full(path: bytes) -> Any:
     """Like _decode, but at full size: what make_dataset did before it decoded at the size."""
-    from imgclf.imaging import load_rgb
+    from imgclf.data.imaging import load_rgb
 
     with open(path, "rb") as src:
         return load_rgb(src.read())
@@ -307,7 +307,7 @@ def main() -> None:
 
     print("\n== baseline: ImageDataGenerator(rescale=1/255).flow_from_directory")
     base = baseline(raw, epochs)
-    print("\n== ours: imgclf.data.make_dataset")
+    print("\n== ours: imgclf.data.datasets.make_dataset")
     mine = ours(raw, epochs)
 
     later = f"2-{epochs}" if epochs > 2 else "2"

@@ -67,7 +67,7 @@ import yaml
 from train_speed import SEED_SIZE, seeds
 from validate_speed import timed
 
-from imgclf.data import Examples, read_csv, split_examples
+from imgclf.data.datasets import Examples, read_csv, split_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work" / "photo_speed"
@@ -261,8 +261,9 @@ def ours(project: Path, test: Examples, classes: list[str], seconds: dict[str, l
 
 def recipe(trainval: Examples, test: Examples, classes: list[str], epochs: int | None) -> Run:
     """train_speed.seeds on ``trainval``, scored on ``test``."""
-    from imgclf import network, scoring
+    from imgclf.evaluation import scoring
     from imgclf.params import Model
+    from imgclf.training import network
 
     result = seeds(trainval, test, classes, epochs)
     model, _ = network.build_model(len(classes), SEED_SIZE, Model(arch="seed_cnn"))  # for its FLOPs only

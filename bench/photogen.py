@@ -4,7 +4,7 @@
 
 * sizes 120-640 px on each side, aspect ratios from 9:16 to 16:9; RGB colour;
 * a textured background: a gradient, soft colour blobs and sensor noise;
-* one animal per picture: an Animal-MNIST silhouette (read with ``imgclf.demo``'s
+* one animal per picture: an Animal-MNIST silhouette (read with ``imgclf.data.demo``'s
   array-only unpickler), cropped to its extent, its longer side scaled to 30-80 % of
   the picture's short side, placed anywhere, mirrored
   half the time;
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from imgclf import demo
+from imgclf.data import demo
 
 PRESETS: dict[str, tuple[str, ...]] = {"catdog": ("cat", "dog"), "animals10": demo.CLASSES}
 SIDE = (120, 640)  # px, each side

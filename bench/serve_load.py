@@ -39,7 +39,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imgclf.stopping import live_descendants, running
+from imgclf.orchestration.stopping import live_descendants, running
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -74,7 +74,7 @@ def requests_mix() -> dict[str, Kind]:
     import numpy as np
     from PIL import Image
 
-    from imgclf.demo import export
+    from imgclf.data.demo import export
 
     raw = WORK / "serve_load" / "demo"
     export(("cat", "dog"), raw)
@@ -115,12 +115,13 @@ def tiny_project(root: Path) -> None:
     """The default network trained one epoch on 2000 demo images, registered as champion."""
     import mlflow
 
-    from imgclf import autoconf, tracking
-    from imgclf.data import Examples, make_dataset
-    from imgclf.demo import export
-    from imgclf.network import build_model
+    from imgclf import tracking
+    from imgclf.data.datasets import Examples, make_dataset
+    from imgclf.data.demo import export
     from imgclf.params import load_params
-    from imgclf.serving import log_model
+    from imgclf.serving.classifier import log_model
+    from imgclf.training import autoconf
+    from imgclf.training.network import build_model
 
     root.mkdir(parents=True)
     (root / "params.yaml").write_text(f"register:\n  model_name: {NAME}\n", encoding="utf-8")
@@ -233,7 +234,7 @@ def main() -> None:
     for name, value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("DO_NOT_TRACK", "true")):
         os.environ.setdefault(name, value)
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the project's own store
-    from imgclf.flowrun import free_port
+    from imgclf.orchestration.flowrun import free_port
 
     WORK.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WORK, prefix="serve_load-") as scratch:

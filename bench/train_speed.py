@@ -4,11 +4,11 @@ What it measures (figures are printed; nothing here fails the run):
 
 On the demo set (data/raw: cat/dog 28x28 grayscale PNGs) and its split (data/split.csv,
 columns path,label,split; written by ``make run``), each recipe trains on the train
-split and is scored on the test split (F1 of "dog", ``imgclf.scoring.score``):
+split and is scored on the test split (F1 of "dog", ``imgclf.evaluation.scoring.score``):
 
 * ours: what ``imgclf train`` does with default params (``imgclf.params.Params()``):
   ``network.build_model`` (small_cnn, 28x28, online horizontal flips), the input of
-  ``imgclf.data.make_dataset``, Adam with a cosine decay over all steps,
+  ``imgclf.data.datasets.make_dataset``, Adam with a cosine decay over all steps,
   binary_crossentropy (the train stage's own ``_compile`` and ``_rate``), class weights,
   up to 10 epochs with validation on the val split and EarlyStopping (patience from
   params, best weights restored). Not timed or run: MLflow, checkpoints, saving.
@@ -47,11 +47,11 @@ from typing import Any
 
 from validate_speed import timed
 
-from imgclf import autoconf
-from imgclf.data import Examples, read_csv, split_examples
-from imgclf.manifest import read_manifest
+from imgclf.data.datasets import Examples, read_csv, split_examples
+from imgclf.data.manifest import read_manifest
 from imgclf.params import Model, Params
 from imgclf.tfruntime import import_tensorflow
+from imgclf.training import autoconf
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW, SPLIT = ROOT / "data" / "raw", ROOT / "data" / "split.csv"
@@ -105,7 +105,7 @@ def thin(examples: Examples, step: int) -> Examples:
 def f1_of(labels: list[int], outputs: Any, classes: list[str]) -> tuple[float, float]:
     import numpy as np
 
-    from imgclf import scoring
+    from imgclf.evaluation import scoring
 
     scored = scoring.score(np.asarray(labels), scoring.probabilities(outputs, len(classes)), classes, POSITIVE, 0.5)
     return float(scored.metrics["f1"]), float(scored.metrics["accuracy"])
@@ -115,7 +115,7 @@ def ours(train: Examples, val: Examples, test: Examples, classes: list[str], epo
     """The train stage's fit with default params, minus MLflow and checkpoints."""
     import keras
 
-    from imgclf.data import make_dataset
+    from imgclf.data.datasets import make_dataset
     from imgclf.stages.train import prepare
 
     # The defaults, with what auto chooses for this data (as the train stage resolves them).
@@ -160,7 +160,7 @@ def seeds(train: Examples, test: Examples, classes: list[str], epochs: int | Non
     import keras
     import tensorflow as tf
 
-    from imgclf import network
+    from imgclf.training import network
 
     epochs = epochs or SEED_EPOCHS
     generator = tf.keras.preprocessing.image.ImageDataGenerator()  # rescale: the model's Rescaling layer

@@ -5,9 +5,9 @@ What it measures (figures are printed; nothing here fails the run):
 For small_cnn (imgclf's default network, params.yaml's model section otherwise at its
 defaults) and each keras.applications backbone imgclf offers (MobileNetV2,
 EfficientNetB0, ResNet50, VGG16, InceptionV3) at ``--size`` px, built by
-``imgclf.network.build_model`` exactly as ``imgclf train`` builds it for two classes, with
+``imgclf.training.network.build_model`` exactly as ``imgclf train`` builds it for two classes, with
 random weights (speed does not depend on their values; no network is needed), and with
-what ``imgclf train`` fills in for a photo folder at that size (imgclf.autoconf: small_cnn's
+what ``imgclf train`` fills in for a photo folder at that size (imgclf.training.autoconf: small_cnn's
 stem, for one):
 
 * parameters: all, and those phase 1 trains (transfer: the head only, the backbone frozen
@@ -64,9 +64,9 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from imgclf.autoconf import DataShape, resolve
-    from imgclf.network import build_model
     from imgclf.params import Model, Params, Train
+    from imgclf.training.autoconf import DataShape, resolve
+    from imgclf.training.network import build_model
 
     photos = DataShape(images=1000, short_side=4 * args.size, colour=1.0)
 

@@ -2,9 +2,9 @@
 
 What it measures (figures are printed; nothing here fails the run):
 
-1. Scan throughput of ``imgclf.scan.scan`` in images/s, on
+1. Scan throughput of ``imgclf.data.scan.scan`` in images/s, on
    * N generated 400x300 RGB JPEGs (photo-like, quality 90, ~33 KB each), goal >= 1500/s;
-   * the 2000 demo PNGs (28x28 grayscale, ``imgclf.demo.export``), goal >= 5000/s.
+   * the 2000 demo PNGs (28x28 grayscale, ``imgclf.data.demo.export``), goal >= 5000/s.
    "warm": in this process, default workers (one per core), best and median of 3 runs
    after a warm-up run that fills the page cache; workers=1 once, for reference.
    "fresh": 3 runs, each in a new interpreter, as ``imgclf validate`` runs it: the pool's
@@ -58,10 +58,10 @@ for _name, _value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("GX_ANALYTICS_ENABL
 
 # imgclf.stages.validate imports Pillow but not numpy; numpy (for generating JPEGs) is
 # imported lazily, so that the memory children load only what a real scan loads.
-from imgclf import demo  # noqa: E402
-from imgclf import scan as scanning  # noqa: E402
-from imgclf.imaging import Limits, probe  # noqa: E402
-from imgclf.manifest import OK, ManifestRow  # noqa: E402
+from imgclf.data import demo  # noqa: E402
+from imgclf.data import scan as scanning  # noqa: E402
+from imgclf.data.imaging import Limits, probe  # noqa: E402
+from imgclf.data.manifest import OK, ManifestRow  # noqa: E402
 from imgclf.params import Validate  # noqa: E402
 from imgclf.stages import validate  # noqa: E402
 

@@ -1,6 +1,6 @@
 """The pipeline as a Prefect flow ``training-pipeline``: one task per dvc.yaml stage.
 
-Wiring only. Each task reproduces its stage through DVC (imgclf.orchestration), so
+Wiring only. Each task reproduces its stage through DVC (imgclf.orchestration.dvcrun), so
 dvc.lock stays the one record, an unchanged stage is skipped, and `dvc status` is
 clean afterwards; the reports become artifacts in the Prefect UI. Run it with
 `imgclf run`, or `python pipelines/training_flow.py`.
@@ -19,9 +19,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.states import Cancelled
 
-from imgclf import flowreports, orchestration, stopping, tracking
-from imgclf.data import read_csv
+from imgclf import tracking
+from imgclf.data.datasets import read_csv
 from imgclf.errors import Stopped
+from imgclf.orchestration import dvcrun, flowreports, stopping
 from imgclf.params import Params, load_params
 
 REPORTED = ("validate", "evaluate", "register")  # the stages whose reports become artifacts
@@ -31,13 +32,13 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry unless the stage named its failure (bad data or params will fail again) or
     was stopped by a signal."""
     failure = state.result(raise_on_failure=False)
-    diagnosed = isinstance(failure, orchestration.StageFailed) and failure.diagnosed
+    diagnosed = isinstance(failure, dvcrun.StageFailed) and failure.diagnosed
     return not (diagnosed or isinstance(failure, Stopped))
 
 
 @task(name="data-version", task_run_name="data-version", cache_policy=NO_CACHE)
 def record_data(root: str, raw: str) -> str:
-    if not orchestration.record_data(Path(root), raw):
+    if not dvcrun.record_data(Path(root), raw):
         return "unchanged"
     get_run_logger().info("%s: new content, recorded in %s.dvc (commit it with dvc.lock)", raw, raw)
     return "new version"
@@ -45,7 +46,7 @@ def record_data(root: str, raw: str) -> str:
 
 @task(cache_policy=NO_CACHE, task_run_name="{stage}", retry_condition_fn=retry_transient)
 def run_stage(stage: str, root: str, force: bool) -> bool:
-    ran = orchestration.reproduce(Path(root), stage, force)
+    ran = dvcrun.reproduce(Path(root), stage, force)
     get_run_logger().info("%s: %s", stage, "ran" if ran else "unchanged, skipped")
     return ran
 
@@ -107,25 +108,25 @@ def training_pipeline(
 
 def _stages(params_file: str, force: bool, stages: list[str] | None, push: bool) -> dict[str, str]:
     params: Params = load_params(Path(params_file))
-    orchestration.check_stages(stages)
+    dvcrun.check_stages(stages)
     root, cfg = str(params.root), params.orchestrate
     delays = [cfg.retry_delay * 2**attempt for attempt in range(cfg.retries)]  # exponential backoff
     stage_task = run_stage.with_options(retries=cfg.retries, retry_delay_seconds=delays or 0)
     outcome = {"data": record_data(root, params.paths.raw)}
-    for stage in orchestration.STAGES:
+    for stage in dvcrun.STAGES:
         # check always runs: it costs a second and stops a params typo before DVC deletes outputs.
         if stages and stage not in stages and stage != "check":
             continue
         try:
             outcome[stage] = "ran" if stage_task(stage, root, force) else "skipped"
-        except orchestration.StageFailed:
+        except dvcrun.StageFailed:
             if stage == "validate" and _failed_report(params):
                 publish(stage, params_file)  # the UI shows which expectations failed
             raise
         if stage in REPORTED:
             publish(stage, params_file)
     if push:
-        pushed = orchestration.push(params.root)
+        pushed = dvcrun.push(params.root)
         outcome["push"] = "no default remote" if pushed is None else f"{pushed} files"
     return outcome
 

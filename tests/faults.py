@@ -178,7 +178,7 @@ def _warm(listing: Path) -> None:
     if not listing.exists():  # killed
         return
     for name in listing.read_text(encoding="utf-8").split():
-        if name not in sys.modules and not name.startswith(("__", "mlflow_model")):
+        if name not in sys.modules and not name.startswith(("__", "model_code", "imgclf.serving.model_code")):
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - a module only its loader can import (a model's code)
@@ -196,7 +196,7 @@ def main() -> None:
     from mlflow.utils import requirements_utils
 
     import imgclf.cli
-    import imgclf.serving
+    import imgclf.serving.classifier
     import imgclf.stages.evaluate
     import imgclf.stages.register  # noqa: F401
 

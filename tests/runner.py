@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from imgclf.flowrun import free_port
+from imgclf.orchestration.flowrun import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -119,7 +119,7 @@ class Augment(_Section):
     # none: train on the originals.
     mode: Literal["offline", "online", "none"] = "online"
     variants: int = Field(2, ge=0, le=50)  # copies per train image in offline mode
-    # Where a range below is null, the preset gives it (imgclf.autoconf.PRESETS): auto
+    # Where a range below is null, the preset gives it (imgclf.training.autoconf.PRESETS): auto
     # picks "photo" for photo folders and "silhouette" for small grey images like the
     # demo's. A value set here always wins.
     preset: Literal["auto", "silhouette", "photo"] = "auto"
@@ -132,10 +132,10 @@ class Augment(_Section):
     seed: int = Field(0, ge=0)
 
     def ranges(self) -> dict[str, float | bool]:
-        """The transforms' settings; only once imgclf.autoconf has filled in the preset."""
+        """The transforms' settings; only once imgclf.training.autoconf has filled in the preset."""
         values = {key: getattr(self, key) for key in AUGMENT_RANGES}
         if any(value is None for value in values.values()):
-            raise RuntimeError("augment ranges used before imgclf.autoconf.resolve filled them in")
+            raise RuntimeError("augment ranges used before imgclf.training.autoconf.resolve filled them in")
         return values
 
 
@@ -151,14 +151,14 @@ class Model(_Section):
     # stem: 4, which took test F1 from 0.87 to 0.97 on photogen's catdog).
     blocks: int | None = Field(None, ge=1, le=6)
     # small_cnn: a stride-2 convolution before the blocks, so the first block works on a
-    # quarter of the pixels; null: on from a 64-px input (imgclf.autoconf).
+    # quarter of the pixels; null: on from a 64-px input (imgclf.training.autoconf).
     stem: bool | None = None
     # small_cnn: depthwise-separable convolutions after the stem (after the first block
     # without one). Off: on photogen's catdog at 128 px with 4 blocks they cost 5 points of
     # F1 (0.973 -> 0.923) for 38% less CPU time.
     separable: bool = False
     dropout: float = Field(0.2, ge=0, lt=1)  # before the classifier head
-    # keras.applications names, each with its own input scaling as layers (imgclf.network).
+    # keras.applications names, each with its own input scaling as layers (imgclf.training.network).
     backbone: Literal["MobileNetV2", "EfficientNetB0", "ResNet50", "VGG16", "InceptionV3"] = "MobileNetV2"
     # transfer: imagenet (Keras downloads the file once into ~/.keras/models/, or $KERAS_HOME;
     # offline, copy it there), a local .h5/.weights.h5 file, or null for random
@@ -172,13 +172,13 @@ class Train(_Section):
 
     @property
     def size(self) -> int:
-        """``image_size`` as a number; only once imgclf.autoconf has resolved ``auto``."""
+        """``image_size`` as a number; only once imgclf.training.autoconf has resolved ``auto``."""
         if not isinstance(self.image_size, int):
-            raise RuntimeError("train.image_size used before imgclf.autoconf.resolve chose it")
+            raise RuntimeError("train.image_size used before imgclf.training.autoconf.resolve chose it")
         return self.image_size
 
     # The model resizes every input to this square. auto: from the validated images
-    # (imgclf.autoconf): small images keep their own size (the demo's 28; upscaling
+    # (imgclf.training.autoconf): small images keep their own size (the demo's 28; upscaling
     # gained nothing and cost 20-200% per epoch), photos get a photo size.
     image_size: Annotated[int | Literal["auto"], BeforeValidator(_size_or_auto)] = "auto"
     # The global batch: a distribution strategy splits it across its replicas, so the
@@ -295,7 +295,7 @@ class Params(_Section):
         # Here, not in Model or Train: the limit joins two sections. An auto size is
         # checked once chosen, when the backbone is built.
         if self.model.arch == "transfer" and isinstance(self.train.image_size, int):
-            from imgclf.network import input_size_problem  # network imports this module
+            from imgclf.training.network import input_size_problem  # network imports this module
 
             problem = input_size_problem(self.model.backbone, self.train.image_size)
             if problem:

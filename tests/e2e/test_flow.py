@@ -35,8 +35,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from dvcrepo import sh
 from images import class_folder, write
 from imgclf.errors import ImgclfError
-from imgclf.flowrun import run_flow
-from imgclf.orchestration import STAGES
+from imgclf.orchestration.dvcrun import STAGES
+from imgclf.orchestration.flowrun import run_flow
 from imgclf.params import load_params
 from imgclf.tracking import dvc_md5
 from pipeline import flow_project

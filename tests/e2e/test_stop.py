@@ -32,7 +32,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dvcrepo import sh
-from imgclf.stopping import running
+from imgclf.orchestration.stopping import running
 from pipeline import flow_project
 
 pytestmark = pytest.mark.slow

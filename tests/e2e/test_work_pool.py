@@ -22,7 +22,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dvcrepo import sh
-from imgclf.orchestration import STAGES
+from imgclf.orchestration.dvcrun import STAGES
 from pipeline import flow_project
 from runner import REPO
 

@@ -18,7 +18,7 @@ import pytest
 from images import encode, pixels, png_bomb, rgb
 from imgclf import tracking
 from imgclf.params import load_params
-from imgclf.scoring_server import MAX_BODY_ENV, MODEL_ENV, BodyLimit, FastPath, create_app
+from imgclf.serving.server import MAX_BODY_ENV, MODEL_ENV, BodyLimit, FastPath, create_app
 from models import log_tiny_model
 
 

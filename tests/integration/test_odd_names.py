@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from images import class_folder, encode, rgb, write
-from imgclf import predict
-from imgclf.data import Examples, make_dataset, read_csv
+from imgclf.data.datasets import Examples, make_dataset, read_csv
+from imgclf.data.imaging import Limits
+from imgclf.data.manifest import read_manifest
+from imgclf.data.scan import scan
 from imgclf.errors import StageInputError
-from imgclf.imaging import Limits
-from imgclf.manifest import read_manifest
 from imgclf.params import Params, load_params
-from imgclf.scan import scan
+from imgclf.serving import predict
 from imgclf.stages import augment, split, validate
 from imgclf.stages.split import assign
 from models import tiny_model

@@ -19,13 +19,14 @@ import pytest
 import yaml
 
 from images import encode, exif_rotated_jpeg, rgb, write
-from imgclf import predict, tracking
-from imgclf.data import Examples, make_dataset, resize_uint8
-from imgclf.imaging import load_rgb
+from imgclf import tracking
+from imgclf.data.datasets import Examples, make_dataset, resize_uint8
+from imgclf.data.imaging import load_rgb
+from imgclf.evaluation.scoring import probabilities
 from imgclf.params import load_params
-from imgclf.scoring import probabilities
-from imgclf.scoring_server import FastPath, Receive, Scope, Send
-from imgclf.serving import Classifier, log_model
+from imgclf.serving import predict
+from imgclf.serving.classifier import Classifier, log_model
+from imgclf.serving.server import FastPath, Receive, Scope, Send
 from models import tiny_model
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 
 from dvcrepo import copy_project, init_repo
 from images import class_folder
-from imgclf import demo
+from imgclf.data import demo
 from imgclf.errors import StageInputError
-from imgclf.orchestration import record_data
+from imgclf.orchestration.dvcrun import record_data
 from imgclf.tracking import dvc_md5
 
 

@@ -24,10 +24,11 @@ import yaml
 from PIL import Image
 
 from images import write
-from imgclf import demo, registry
-from imgclf.data import read_csv
-from imgclf.manifest import write_csv
+from imgclf.data import demo
+from imgclf.data.datasets import read_csv
+from imgclf.data.manifest import write_csv
 from imgclf.params import Params, load_params
+from imgclf.registry import registry
 from imgclf.stages import evaluate, register, train
 from pipeline import make_project, run_pipeline
 from runner import free_port, imgclf, wait_for_http

@@ -21,8 +21,9 @@ import mlflow
 import pytest
 
 from faults import Launcher, launcher
-from imgclf import registry, tracking
+from imgclf import tracking
 from imgclf.params import Params, load_params
+from imgclf.registry import registry
 
 pytestmark = pytest.mark.slow
 

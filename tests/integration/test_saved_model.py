@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 SCRIPT = """
 import json, sys
 import keras, numpy as np
-from imgclf.imaging import load_rgb
+from imgclf.data.imaging import load_rgb
 model = keras.saving.load_model(sys.argv[1], safe_mode=True)
 out = {}
 for path in sys.argv[2:]:

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from images import encode, pixels, png_bomb, rgb
-from imgclf.stopping import live_descendants, running
+from imgclf.orchestration.stopping import live_descendants, running
 from models import log_tiny_model
 from runner import free_port, wait_for_http
 

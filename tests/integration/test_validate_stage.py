@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from images import class_folder, faulty_folder, snapshot
+from imgclf.data.imaging import Limits
+from imgclf.data.manifest import COLUMNS
+from imgclf.data.scan import scan
 from imgclf.errors import DataValidationError
-from imgclf.imaging import Limits
-from imgclf.manifest import COLUMNS
 from imgclf.params import load_params
-from imgclf.scan import scan
 from imgclf.stages import validate
 from runner import imgclf
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.flowrun import free_port
+from imgclf.orchestration.flowrun import free_port
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.autoconf import PHOTO_SIZE, PRESETS, DataShape, describe, resolve, resolve_from_manifest
+from imgclf.data.manifest import ManifestRow
 from imgclf.errors import ParamsError, StageInputError
-from imgclf.manifest import ManifestRow
 from imgclf.params import Augment, Model, Params, Train, load_params
+from imgclf.training.autoconf import PHOTO_SIZE, PRESETS, DataShape, describe, resolve, resolve_from_manifest
 
 DEMO = DataShape(images=2000, short_side=28, colour=0.0)  # the demo's 28x28 grey silhouettes
 PHOTOS = DataShape(images=600, short_side=240, colour=0.97)

@@ -31,7 +31,7 @@ def _scaling_model(name: str) -> Any:
     """0..255 floats (what the model's Resizing layer hands on) -> the backbone's scaling layers."""
     import keras
 
-    from imgclf.network import _backbone_scaling
+    from imgclf.training.network import _backbone_scaling
 
     inputs = keras.Input((None, None, 3), dtype="float32")
     return keras.Model(inputs, _backbone_scaling(name, inputs))
@@ -56,7 +56,7 @@ def test_caffe_backbones_take_uint8_without_augmentation() -> None:
     # No augmentation layers (augment.mode offline or none): the uint8 input reaches the
     # backbone's scaling as uint8, which the caffe convention's convolution (ResNet50,
     # VGG16) used to refuse. VGG16 at its smallest size is the cheap one to build.
-    from imgclf.network import build_model
+    from imgclf.training.network import build_model
 
     model, backbone = build_model(3, 32, Model(arch="transfer", backbone="VGG16"))
     assert backbone is not None and backbone.name == "vgg16"
@@ -83,7 +83,7 @@ def test_too_small_image_size_is_one_params_line_before_tensorflow(tmp_path: Pat
 
 def test_a_chosen_size_below_the_backbones_minimum_fails_at_build() -> None:
     # An auto size is chosen after params.yaml is read: the build checks it too.
-    from imgclf.network import build_model
+    from imgclf.training.network import build_model
 
     with pytest.raises(ParamsError, match=r"^params.yaml: train.image_size: 28 is below 32, .* VGG16 takes$"):
         build_model(2, 28, Model(arch="transfer", backbone="VGG16"))
@@ -93,7 +93,7 @@ def test_a_chosen_size_below_the_backbones_minimum_fails_at_build() -> None:
 @pytest.mark.usefixtures("no_network")
 @pytest.mark.filterwarnings("ignore:`input_shape` is undefined or non-square")  # MobileNetV2 at 32 px
 def test_imagenet_offline_says_which_file_to_put_where(name: str, size: int, keras_home: Path) -> None:
-    from imgclf.network import build_model, imagenet_file
+    from imgclf.training.network import build_model, imagenet_file
 
     wanted = imagenet_file(name, size)
     with pytest.raises(DownloadUnavailable) as caught:
@@ -110,7 +110,7 @@ def test_imagenet_offline_says_which_file_to_put_where(name: str, size: int, ker
 def test_imagenet_weights_in_keras_cache_load_without_network_as_does_a_local_file(keras_home: Path) -> None:
     import keras
 
-    from imgclf.network import build_model, imagenet_file
+    from imgclf.training.network import build_model, imagenet_file
 
     # A stand-in for the ImageNet file: a seeded random MobileNetV2, saved in the legacy
     # HDF5 format of Keras's files, under the exact name Keras looks for (MobileNetV2's is

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from imgclf import owned
-from imgclf.checkpoints import Checkpoints, training_fingerprint
 from imgclf.errors import StageInputError
 from imgclf.params import Params, load_params
+from imgclf.training.checkpoints import Checkpoints, training_fingerprint
 
 
 def tiny_model() -> Any:

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from images import encode, exif_rotated_jpeg, pixels, rgb
-from imgclf.data import resize_uint8
-from imgclf.imaging import load_rgb
+from imgclf.data.datasets import resize_uint8
+from imgclf.data.imaging import load_rgb
 
 
 def smooth(size: tuple[int, int]) -> np.ndarray:
@@ -80,7 +80,7 @@ def test_other_formats_decode_at_full_size(fmt: str) -> None:
 
 
 def test_the_max_pixels_check_still_comes_first(photo: bytes) -> None:
-    from imgclf.imaging import TooLarge
+    from imgclf.data.imaging import TooLarge
 
     with pytest.raises(TooLarge, match="nothing was decoded"):
         load_rgb(photo, max_pixels=12_000_000 - 1, min_side=128)

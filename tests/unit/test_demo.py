@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf import demo
+from imgclf.data import demo
 from imgclf.errors import DemoDataError
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from imgclf.distribution import is_chief, tf_config, worker_folder
 from imgclf.errors import StageInputError
+from imgclf.training.distribution import is_chief, tf_config, worker_folder
 
 TWO_WORKERS = {"worker": ["host1:2222", "host2:2222"]}
 WITH_CHIEF = {"chief": ["host0:2222"], "worker": ["host1:2222", "host2:2222"]}
@@ -61,7 +61,7 @@ def test_each_worker_and_training_get_a_temporary_folder(monkeypatch: pytest.Mon
 
 
 def test_none_is_the_default_strategy_and_mirrored_mirrors_every_local_device() -> None:
-    from imgclf.distribution import make_strategy, strategy_name
+    from imgclf.training.distribution import make_strategy, strategy_name
 
     default = make_strategy("none")
     assert (strategy_name(default), default.num_replicas_in_sync) == ("default", 1)

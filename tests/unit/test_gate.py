@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from imgclf.registry import TAG_MAX, Change, content_hash, decide, history_json
+from imgclf.registry.registry import TAG_MAX, Change, content_hash, decide, history_json
 from models import tiny_model
 
 FLOORS = {"f1": 0.85, "accuracy": 0.85}

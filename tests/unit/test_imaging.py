@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 from images import encode, exif_rotated_jpeg, pixels, png_bomb, rgb, write
-from imgclf.imaging import Limits, Reason, TooLarge, load_rgb, probe
+from imgclf.data.imaging import Limits, Reason, TooLarge, load_rgb, probe
 
 LIMITS = Limits(min_side=16, max_side=20_000, max_pixels=89_478_485)
 

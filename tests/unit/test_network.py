@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf.autoconf import PRESETS
 from imgclf.errors import ParamsError
 from imgclf.params import Augment, Model
 from imgclf.stages.train import class_weights
 from imgclf.tracking import flatten, repo_root
+from imgclf.training.autoconf import PRESETS
 
 SMALL = {"blocks": 3, "stem": False, "separable": False}  # small_cnn as autoconf fills it in for the demo
 
@@ -19,7 +19,7 @@ SMALL = {"blocks": 3, "stem": False, "separable": False}  # small_cnn as autocon
 @pytest.mark.parametrize(("arch", "size"), [("small_cnn", 16), ("seed_cnn", 32), ("transfer", 32)])
 @pytest.mark.parametrize("num_classes", [2, 4])
 def test_models_take_any_size_uint8_and_output_per_class(arch: str, size: int, num_classes: int) -> None:
-    from imgclf.network import augmentation, build_model
+    from imgclf.training.network import augmentation, build_model
 
     layers = augmentation(Augment(**PRESETS["photo"]), 0)
     model, backbone = build_model(num_classes, size, Model(arch=arch, **SMALL), layers)  # type: ignore[arg-type]
@@ -32,14 +32,14 @@ def test_models_take_any_size_uint8_and_output_per_class(arch: str, size: int, n
 
 
 def test_missing_pretrained_weights_say_where_to_put_them(tmp_path: Path) -> None:
-    from imgclf.network import build_model
+    from imgclf.training.network import build_model
 
     with pytest.raises(ParamsError, match=r"params.yaml: model.weights: .*not found\. Point it at a local file"):
         build_model(2, 32, Model(arch="transfer", weights=str(tmp_path / "mobilenet.h5")))
 
 
 def test_augmentation_is_inactive_at_inference() -> None:
-    from imgclf.network import augmentation
+    from imgclf.training.network import augmentation
 
     layers = augmentation(Augment(flip=True, rotation=0.2, zoom=0.2, shift=0.2, brightness=0.3, contrast=0.3), 0)
     image = np.random.default_rng(0).integers(0, 255, (1, 16, 16, 3)).astype("float32")
@@ -73,7 +73,7 @@ def test_a_dvc_temporary_experiment_logs_to_the_repo_store(tmp_path: Path) -> No
 def test_batch_norm_is_synchronised_across_replicas_only_when_asked(sync: bool) -> None:
     import keras
 
-    from imgclf.network import build_model
+    from imgclf.training.network import build_model
 
     model, _ = build_model(2, 16, Model(arch="small_cnn", **{**SMALL, "blocks": 2}), sync_batch_norm=sync)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -84,7 +84,7 @@ def test_batch_norm_is_synchronised_across_replicas_only_when_asked(sync: bool) 
 def test_small_cnn_variants_take_any_size_and_shrink_the_map(stem: bool, separable: bool) -> None:
     import keras
 
-    from imgclf.network import build_model
+    from imgclf.training.network import build_model
 
     model, _ = build_model(2, 64, Model(stem=stem, separable=separable, blocks=3))
     out = np.asarray(model(np.zeros((2, 90, 70, 3), dtype="uint8"), training=False))
@@ -97,7 +97,7 @@ def test_small_cnn_variants_take_any_size_and_shrink_the_map(stem: bool, separab
 
 
 def test_an_unresolved_small_cnn_is_never_built() -> None:
-    from imgclf.network import build_model
+    from imgclf.training.network import build_model
 
     with pytest.raises(RuntimeError, match=r"before imgclf\.autoconf\.resolve"):
         build_model(2, 28, Model())

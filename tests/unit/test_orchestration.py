@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from imgclf.errors import ImgclfError, ParamsError
-from imgclf.flowrun import check_api, check_cron
-from imgclf.orchestration import _exit_status, check_stages
+from imgclf.orchestration.dvcrun import _exit_status, check_stages
+from imgclf.orchestration.flowrun import check_api, check_cron
 
 
 def test_unknown_stage_names_are_a_params_error_naming_them() -> None:

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgclf import photosets
+from imgclf.data import photosets
 from imgclf.errors import DemoDataError, DownloadUnavailable
-from imgclf.flowrun import free_port
+from imgclf.orchestration.flowrun import free_port
 from runner import imgclf
 
 CAT, DOG = 3, 5

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from images import encode, pixels, rgb, write
-from imgclf.imaging import Limits
-from imgclf.predict import _read, list_files
+from imgclf.data.imaging import Limits
+from imgclf.serving.predict import _read, list_files
 
 LIMITS = Limits(min_side=1, max_side=20000, max_pixels=89478485)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgclf.scoring import probabilities, score, worst_errors
+from imgclf.evaluation.scoring import probabilities, score, worst_errors
 
 
 def test_sigmoid_outputs_become_two_columns() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from imgclf.scoring_server import BodyLimit
+from imgclf.serving.server import BodyLimit
 
 LIMIT = 1000
 

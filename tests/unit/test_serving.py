@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from images import encode, pixels, png_bomb, rgb
-from imgclf.serving import Classifier, InputError, Limits, as_uint8_image, decode_cell, iter_images, read_images
+from imgclf.serving.classifier import (
+    Classifier,
+    InputError,
+    Limits,
+    as_uint8_image,
+    decode_cell,
+    iter_images,
+    read_images,
+)
 from models import tiny_model
 
 
@@ -264,7 +272,7 @@ def test_scoring_files_refuses_one_over_the_limit_from_its_header(tmp_path: Path
     """evaluate and register score through the tf.data pipeline: the same header check."""
     import tensorflow as tf
 
-    from imgclf.data import Examples
+    from imgclf.data.datasets import Examples
 
     files = [tmp_path / "small.png", tmp_path / "large.png"]
     files[0].write_bytes(png(1, (30, 30)))  # 900 pixels

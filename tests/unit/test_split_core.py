@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from imgclf.manifest import EXCLUDED, OK, ManifestRow
+from imgclf.data.manifest import EXCLUDED, OK, ManifestRow
 from imgclf.params import Split
 from imgclf.stages.split import SPLITS, assign, fractions, split_rows
 

@@ -1,20 +1,20 @@
-"""imgclf.stopping: a signal during a DVC call stops the call's child command, lets the call
+"""imgclf.orchestration.stopping: a signal during a DVC call stops the call's child command, lets the call
 finish its own cleanup, then raises Stopped; nothing starts once a stop was asked."""
 
 from __future__ import annotations
 
 import os
-import sys
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from imgclf import stopping
 from imgclf.errors import Stopped
+from imgclf.orchestration import stopping
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,7 @@ time.sleep(60)
 
 DRIVER = """
 import os, sys
-from imgclf.supervise import run_child
+from imgclf.serving.supervise import run_child
 sys.exit(run_child([sys.executable, "-c", sys.argv[1], sys.argv[2]], os.environ, grace=float(sys.argv[3])))
 """
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from images import encode, rgb, write
-from imgclf.data import read_csv
-from imgclf.imaging import Limits
-from imgclf.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, escape_name, read_manifest, write_csv
-from imgclf.scan import is_clutter, list_candidates, resolve_duplicates, scan
+from imgclf.data.datasets import read_csv
+from imgclf.data.imaging import Limits
+from imgclf.data.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, escape_name, read_manifest, write_csv
+from imgclf.data.scan import is_clutter, list_candidates, resolve_duplicates, scan
 from imgclf.stages.validate import summarize
 
 

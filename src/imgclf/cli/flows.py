@@ -21,7 +21,7 @@ def run_flow(
     push: Annotated[bool, typer.Option(help="After success, `dvc push` to the default remote.")] = False,
 ) -> None:
     """Run the pipeline once as the Prefect flow training-pipeline (PREFECT_API_URL, or a temporary server)."""
-    from imgclf import flowrun
+    from imgclf.orchestration import flowrun
 
     def step() -> dict[str, str]:
         params = params_of(ctx)
@@ -40,7 +40,7 @@ def schedule(
     interval: Annotated[int | None, typer.Option(min=10, help="Every N seconds instead of a cron schedule.")] = None,
 ) -> None:
     """Serve the flow as a scheduled Prefect deployment until SIGTERM or Ctrl-C; needs a Prefect server."""
-    from imgclf import flowrun
+    from imgclf.orchestration import flowrun
 
     if cron and interval:
         err.print("error: --cron and --interval: choose one")

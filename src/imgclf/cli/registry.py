@@ -10,7 +10,7 @@ from rich.console import Console
 from imgclf.cli.common import app, call, out, params_of
 
 if TYPE_CHECKING:
-    from imgclf.registry import Change, Registry
+    from imgclf.registry.registry import Change, Registry
 
 
 PANEL = "Model registry"
@@ -22,7 +22,7 @@ def list_models(ctx: typer.Context) -> None:
     from rich.table import Table
 
     def step() -> tuple[str, list[dict[str, str]], Change | None]:
-        from imgclf import registry
+        from imgclf.registry import registry
 
         models = _registry(ctx)
         aliases = models.aliases()
@@ -55,7 +55,8 @@ def promote(
     """Make VERSION the champion by hand (the gate is not consulted), recording why."""
 
     def step() -> tuple[str, str | None]:
-        from imgclf import registry, tracking
+        from imgclf import tracking
+        from imgclf.registry import registry
 
         models = _registry(ctx)
         with registry.decision_lock(tracking.tracking_uri(params_of(ctx))):
@@ -73,7 +74,8 @@ def rollback(
     """Give champion back to the previous champion."""
 
     def step() -> tuple[str, tuple[str, str]]:
-        from imgclf import registry, tracking
+        from imgclf import tracking
+        from imgclf.registry import registry
 
         models = _registry(ctx)
         with registry.decision_lock(tracking.tracking_uri(params_of(ctx))):
@@ -86,7 +88,8 @@ def rollback(
 def _registry(ctx: typer.Context) -> Registry:
     import mlflow
 
-    from imgclf import registry, tracking
+    from imgclf import tracking
+    from imgclf.registry import registry
 
     params = params_of(ctx)
     tracking.connect(params)

@@ -11,8 +11,8 @@ import typer
 from imgclf.cli.common import app, call, err, out, params_of, quiet_tensorflow
 
 if TYPE_CHECKING:
-    from imgclf import predict as command
     from imgclf.params import Params
+    from imgclf.serving import predict as command
 
 
 PANEL = "Using the model"
@@ -31,7 +31,7 @@ def predict(
 ) -> None:
     """Label images: one row per file with the label and each class's probability, or its error."""
     quiet_tensorflow()
-    from imgclf import predict as command
+    from imgclf.serving import predict as command
 
     if output is not None and output.suffix not in {".csv", ".json"}:
         err.print(f"error: --output {output}: use a .csv or .json file name")
@@ -62,7 +62,7 @@ def ui(
     import sys
 
     from imgclf import tracking
-    from imgclf.supervise import run_child
+    from imgclf.serving.supervise import run_child
 
     uri = tracking.tracking_uri(call(ctx, lambda: params_of(ctx)))
     if not uri.startswith("sqlite:///"):
@@ -100,8 +100,8 @@ def serve(
     import tempfile
 
     from imgclf import tracking
-    from imgclf.scoring_server import MAX_BODY_ENV, MODEL_ENV
-    from imgclf.supervise import run_child
+    from imgclf.serving.server import MAX_BODY_ENV, MODEL_ENV
+    from imgclf.serving.supervise import run_child
 
     def step() -> tuple[Params, str]:
         params = params_of(ctx)
@@ -113,10 +113,10 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="imgclf-serve-") as folder:
         local = call(ctx, lambda: _download(uri, folder))
         out.print(f"serve: {uri} on http://{host}:{port}/invocations; Ctrl-C stops it")
-        # uvicorn with MLflow's scoring app behind a body limit (imgclf.scoring_server):
+        # uvicorn with MLflow's scoring app behind a body limit (imgclf.serving.server):
         # `mlflow models serve` runs the same app, but offers no way to put a limit in front.
-        # Each worker is a uvicorn server on its own SO_REUSEPORT socket (imgclf.serve_processes).
-        command = [sys.executable, "-m", "imgclf.serve_processes", host, str(port), str(workers)]
+        # Each worker is a uvicorn server on its own SO_REUSEPORT socket (imgclf.serving.workers).
+        command = [sys.executable, "-m", "imgclf.serving.workers", host, str(port), str(workers)]
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": tracking.tracking_uri(params),

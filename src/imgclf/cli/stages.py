@@ -10,7 +10,7 @@ import typer
 from imgclf.cli.common import app, call, out, params_of, quiet_tensorflow
 
 if TYPE_CHECKING:
-    from imgclf import demo
+    from imgclf.data import demo
 
 
 PANEL = "Pipeline stages (what dvc.yaml runs)"
@@ -36,7 +36,7 @@ def demo_data(
 ) -> None:
     """Export a demo data set as PNG class folders: the built-in Animal-MNIST silhouettes,
     or real photos from keras.datasets (downloaded once into ~/.keras/datasets/)."""
-    from imgclf import demo, photosets
+    from imgclf.data import demo, photosets
     from imgclf.errors import DemoDataError
 
     def step() -> demo.DemoResult | None:

@@ -15,13 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgclf import autoconf, owned
-from imgclf.data import read_csv
+from imgclf import owned
+from imgclf.data.datasets import read_csv
+from imgclf.data.imaging import load_rgb
+from imgclf.data.manifest import write_csv
 from imgclf.errors import StageInputError
-from imgclf.imaging import load_rgb
-from imgclf.manifest import write_csv
 from imgclf.params import Params
 from imgclf.progress import track
+from imgclf.training import autoconf
 
 _BATCH = 64  # images of one size transformed together
 
@@ -47,7 +48,7 @@ def run(params: Params) -> AugmentResult:
     out = params.path("augmented")
     owned.check(out, "paths.augmented")  # before the work: a folder of the user's there is an error, not a loss
     if params.augment.mode == "offline":
-        # The ranges of augment.preset, as train resolves them for online mode (imgclf.autoconf).
+        # The ranges of augment.preset, as train resolves them for online mode (imgclf.training.autoconf).
         files = _write_variants(autoconf.resolve_from_manifest(params).params, train, out)
     else:
         owned.remove(out, "paths.augmented")
@@ -65,7 +66,7 @@ def _write_variants(params: Params, train: list[tuple[str, str]], out: Path) -> 
     import numpy as np
     from PIL import Image
 
-    from imgclf.network import augmentation
+    from imgclf.training.network import augmentation
 
     cfg, raw = params.augment, params.path("raw")
     layers = augmentation(cfg, cfg.seed)

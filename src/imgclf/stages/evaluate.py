@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from imgclf import owned, tracking
 from imgclf.atomic import write_json
-from imgclf.data import Examples, split_examples
+from imgclf.data.datasets import Examples, split_examples
+from imgclf.data.manifest import write_csv
 from imgclf.errors import ParamsError, StageInputError
-from imgclf.manifest import write_csv
 from imgclf.params import Params
 
 if TYPE_CHECKING:
-    from imgclf.serving import Classifier
+    from imgclf.serving.classifier import Classifier
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ def run(params: Params) -> EvaluateResult:
     import mlflow
     import numpy as np
 
-    from imgclf import reporting, scoring
-    from imgclf.imaging import load_rgb
+    from imgclf.data.imaging import load_rgb
+    from imgclf.evaluation import reporting, scoring
 
     classifier, test = load_candidate(params)
     classes = classifier.classes
@@ -88,7 +88,7 @@ def run(params: Params) -> EvaluateResult:
 
 def load_candidate(params: Params) -> tuple[Classifier, Examples]:
     """The trained model (paths.model) and the test split, checked against each other."""
-    from imgclf.serving import Classifier
+    from imgclf.serving.classifier import Classifier
 
     model_path, classes_path = params.path("model"), params.path("classes")
     if not model_path.exists() or not classes_path.exists():

@@ -15,18 +15,19 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from imgclf import modelcard, registry, tracking
+from imgclf import tracking
 from imgclf.atomic import replacing, write_json
 from imgclf.errors import StageInputError
+from imgclf.evaluation.scoring import flat_metrics
 from imgclf.params import Params
-from imgclf.scoring import flat_metrics
+from imgclf.registry import modelcard, registry
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
-    from imgclf.data import Examples
+    from imgclf.data.datasets import Examples
     from imgclf.params import Register
-    from imgclf.serving import Classifier
+    from imgclf.serving.classifier import Classifier
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _score_champion(
     models: registry.Registry, candidate: Classifier, test: Examples, params: Params
 ) -> dict[str, Any] | None:
     """The champion's version and F1 on this test split, or why it could not be scored."""
-    from imgclf.serving import load_pyfunc
+    from imgclf.serving.classifier import load_pyfunc
 
     version = models.champion()
     if version is None:

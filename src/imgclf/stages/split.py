@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgclf.atomic import write_json
+from imgclf.data.manifest import OK, ManifestRow, read_manifest, write_csv
 from imgclf.errors import StageInputError
-from imgclf.manifest import OK, ManifestRow, read_manifest, write_csv
 from imgclf.params import Params, Split
 
 SPLITS = ("train", "val", "test")

@@ -4,7 +4,7 @@ Reads ``paths.augment_list`` (train) and ``paths.split`` (val); writes the model
 its classes, the MLflow run id and the per-epoch history. A training killed at any
 point and started again resumes from its last finished epoch (same params and
 data only), in the same MLflow run. ``train.distribute`` picks the TensorFlow
-distribution strategy (see imgclf.distribution); in a multi-worker cluster only the
+distribution strategy (see imgclf.training.distribution); in a multi-worker cluster only the
 chief writes these outputs and logs to MLflow.
 """
 
@@ -18,17 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf import autoconf, tracking, trainset
-from imgclf import checkpoints as checkpoints_core
+from imgclf import tracking
 from imgclf.atomic import write_json
-from imgclf.data import Examples, read_csv, split_examples
+from imgclf.data.datasets import Examples, read_csv, split_examples
+from imgclf.data.manifest import read_manifest, write_csv
 from imgclf.errors import StageInputError
-from imgclf.manifest import read_manifest, write_csv
 from imgclf.params import Params
-from imgclf.serving import log_model
+from imgclf.serving.classifier import log_model
+from imgclf.training import autoconf, trainset
+from imgclf.training import checkpoints as checkpoints_core
 
 if TYPE_CHECKING:
-    from imgclf.checkpoints import Checkpoints
+    from imgclf.training.checkpoints import Checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def run(params: Params) -> TrainResult:
     trainset.require_files(params.root, train, val)  # before TensorFlow, which would fail with a traceback
     import mlflow
 
-    from imgclf import distribution
+    from imgclf.training import distribution
 
     cluster = distribution.tf_config() if cfg.distribute == "multi_worker" else {}
     # Before any TensorFlow op (importing is fine): a cluster can only be joined before TF's runtime starts.
@@ -128,7 +129,7 @@ def _fit(
     track: bool,
 ) -> Any:
     """Build, compile and fit (head, then fine-tuning for transfer) under ``strategy``; the model."""
-    from imgclf import distribution, fitting
+    from imgclf.training import distribution, fitting
 
     cfg = params.train
     # Model and optimizer variables are created here, so mirrored across the replicas.
@@ -160,7 +161,7 @@ def prepare(params: Params, train: Examples, val: Examples, num_classes: int, ep
     """The model and datasets of ``params``, compiled for the first phase.
 
     What ``run`` fits, and what bench/train_speed.py times: ``params`` resolved by
-    imgclf.autoconf (no ``auto`` left). ``epochs`` overrides
+    imgclf.training.autoconf (no ``auto`` left). ``epochs`` overrides
     ``train.epochs`` for the length of the learning-rate schedule. Built and compiled
     under the active distribution strategy: inside ``strategy.scope()``, or outside any
     for TF's one-device default.
@@ -168,8 +169,8 @@ def prepare(params: Params, train: Examples, val: Examples, num_classes: int, ep
     import keras
     import tensorflow as tf
 
-    from imgclf import network
-    from imgclf.data import make_dataset
+    from imgclf.data.datasets import make_dataset
+    from imgclf.training import network
 
     cfg = params.train
     keras.utils.set_random_seed(cfg.seed)
@@ -251,7 +252,7 @@ def _log_inputs(params: Params, train_rows: list[dict[str, str]], split_csv: Pat
 def _save_outputs(params: Params, model: Any, classes: list[str], history: list[dict[str, str]]) -> str:
     """The model file (atomically), its classes, the history CSV and plot, and the logged
     pyfunc model; returns the logged model's URI (what register registers)."""
-    from imgclf.reporting import history_plot
+    from imgclf.evaluation.reporting import history_plot
 
     path = params.path("model")
     path.parent.mkdir(parents=True, exist_ok=True)

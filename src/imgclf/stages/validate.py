@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgclf.atomic import write_json
+from imgclf.data.imaging import Limits, Reason
+from imgclf.data.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, write_csv
+from imgclf.data.scan import scan
 from imgclf.errors import DataValidationError, StageInputError
-from imgclf.imaging import Limits, Reason
-from imgclf.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, write_csv
 from imgclf.params import Params
-from imgclf.scan import scan
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def summarize(rows: list[ManifestRow], skipped: Counter[str], expectations: dict
 
 def run(params: Params) -> ValidationResult:
     """Scan, check and report. Raises DataValidationError when the suite fails."""
-    from imgclf import expectations
+    from imgclf.data import expectations
 
     raw, cfg = params.path("raw"), params.validation
     if not raw.is_dir():

@@ -15,7 +15,7 @@ from imgclf.params import Augment, Model
 if TYPE_CHECKING:
     import keras
 
-    from imgclf.downloads import Wanted
+    from imgclf.training.downloads import Wanted
 
 
 def outputs(num_classes: int) -> int:
@@ -27,7 +27,7 @@ def augmentation(cfg: Augment, seed: int) -> keras.Sequential:
     """Random transforms, active only in training; offline mode applies the same layers to files."""
     import keras
 
-    r = cfg.ranges()  # resolved by imgclf.autoconf: no preset left to fill in
+    r = cfg.ranges()  # resolved by imgclf.training.autoconf: no preset left to fill in
     layers: list[keras.Layer] = []
     if r["flip"]:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
@@ -111,7 +111,7 @@ def _small_cnn(x: keras.KerasTensor, cfg: Model, sync_batch_norm: bool) -> keras
         return keras.layers.ReLU()(x)
 
     if cfg.blocks is None or cfg.stem is None:
-        raise RuntimeError("small_cnn built before imgclf.autoconf.resolve filled in model.blocks and stem")
+        raise RuntimeError("small_cnn built before imgclf.training.autoconf.resolve filled in model.blocks and stem")
     if cfg.stem:
         x = conv_bn_relu(x, cfg.filters, separable=False, strides=2)
     for block in range(cfg.blocks):
@@ -165,7 +165,7 @@ def input_size_problem(backbone: str, image_size: int) -> str | None:
 
 def imagenet_file(backbone: str, image_size: int) -> Wanted:
     """The ImageNet "no top" weights file that ``weights="imagenet"`` makes Keras fetch."""
-    from imgclf.downloads import Wanted
+    from imgclf.training.downloads import Wanted
 
     spec = _BACKBONES[backbone]
     origin = spec.weights.format(rows=image_size if image_size in _MOBILENET_SIZES else 224)
@@ -180,7 +180,7 @@ def _backbone(cfg: Model, image_size: int) -> keras.Model:
     """
     import keras
 
-    from imgclf import downloads
+    from imgclf.training import downloads
 
     problem = input_size_problem(cfg.backbone, image_size)
     if problem:

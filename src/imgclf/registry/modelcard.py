@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from imgclf import tracking
+from imgclf.evaluation.scoring import flat_metrics
 from imgclf.params import AUGMENT_RANGES, Params
-from imgclf.scoring import flat_metrics
 
 
 def render(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgclf.data import Examples
+from imgclf.data.datasets import Examples
 from imgclf.errors import StageInputError
 
 SHOWN = 3  # missing files named in the message; the count says the rest

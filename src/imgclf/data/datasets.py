@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.imaging import TooLarge, load_rgb
+from imgclf.data.imaging import TooLarge, load_rgb
 
 if TYPE_CHECKING:
     import keras

@@ -1,7 +1,7 @@
 """The model as users call it: images in, a label and one probability per class out.
 
 ``Classifier`` is the core that ``imgclf predict``, the register stage (scoring the
-champion) and the registered MLflow pyfunc (``mlflow_model.py``) share. The pyfunc
+champion) and the registered MLflow pyfunc (``serving/model_code.py``) share. The pyfunc
 accepts images as clients send them:
 
 - a DataFrame (``dataframe_split``/``dataframe_records`` in JSON) or a dict
@@ -40,14 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imgclf.imaging import TooLarge, load_rgb
+from imgclf.data.imaging import TooLarge, load_rgb
 
 if TYPE_CHECKING:
     import keras
     import pandas as pd
 
-    from imgclf.data import Examples
-    from imgclf.scoring import Scored
+    from imgclf.data.datasets import Examples
+    from imgclf.evaluation.scoring import Scored
 
 KERAS_ARTIFACT = "keras_model"  # names of the pyfunc's artifacts
 CLASSES_ARTIFACT = "classes"
@@ -106,8 +106,8 @@ class Classifier:
 
     def score(self, examples: Examples, positive: str | None, threshold: float, batch_size: int) -> Scored:
         """Metrics on labelled files, read through the training input pipeline."""
-        from imgclf.data import predict_examples
-        from imgclf.scoring import probabilities, score
+        from imgclf.data.datasets import predict_examples
+        from imgclf.evaluation.scoring import probabilities, score
 
         outputs = predict_examples(self.model, examples, self.image_size, batch_size, max_pixels=self.max_pixels)
         probs = probabilities(outputs, len(self.classes))
@@ -126,7 +126,7 @@ class Classifier:
         one decoded image is held at a time. Files should be decoded with
         ``load_rgb(..., min_side=self.image_size)``, as training decodes them.
         """
-        from imgclf.scoring import probabilities
+        from imgclf.evaluation.scoring import probabilities
 
         out = []
         pending = iter(images)
@@ -143,7 +143,7 @@ class Classifier:
     def _resize(self) -> Callable[[np.ndarray], Any]:
         import tensorflow as tf
 
-        from imgclf.data import resize_uint8
+        from imgclf.data.datasets import resize_uint8
 
         spec = tf.TensorSpec([None, None, 3], tf.uint8)
         return tf.function(lambda image: resize_uint8(image, self.image_size), input_signature=[spec])  # type: ignore[no-any-return]
@@ -284,7 +284,7 @@ def load_pyfunc(uri: str) -> Any:
 
 
 def log_model(model_file: Path, classes_file: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
-    """Log the served model to the active run: imgclf/mlflow_model.py with the Keras file
+    """Log the served model to the active run: imgclf/serving/model_code.py with the Keras file
     and classes.json as artifacts, and the imgclf package as its code, so the model loads
     wherever its pip requirements are installed. Returns its models:/ URI.
 
@@ -310,7 +310,7 @@ def log_model(model_file: Path, classes_file: Path, max_pixels: int = DEFAULT_MA
     try:
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(package / "mlflow_model.py"),
+            python_model=str(package / "serving" / "model_code.py"),
             artifacts={KERAS_ARTIFACT: str(model_file), CLASSES_ARTIFACT: str(classes_file)},
             code_paths=[str(package)],
             pip_requirements=requirements,

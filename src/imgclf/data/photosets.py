@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgclf.demo import DemoResult, png, write_new
-from imgclf.downloads import Wanted, fetching
+from imgclf.data.demo import DemoResult, png, write_new
+from imgclf.training.downloads import Wanted, fetching
 
-DEFAULT = "animal-mnist"  # the built-in set (imgclf.demo), the only one that needs no download
+DEFAULT = "animal-mnist"  # the built-in set (imgclf.data.demo), the only one that needs no download
 _FASHION = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 # Fashion-MNIST's label names, in label order, as keras.datasets.fashion_mnist documents them.
 FASHION_LABELS = (

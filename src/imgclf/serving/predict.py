@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from imgclf.data.imaging import Limits, Reason, inspect_bytes, load_rgb
+from imgclf.data.scan import is_clutter
 from imgclf.errors import StageInputError
-from imgclf.imaging import Limits, Reason, inspect_bytes, load_rgb
 from imgclf.params import Params
 from imgclf.progress import track
-from imgclf.scan import is_clutter
-from imgclf.serving import Classifier, load_pyfunc
+from imgclf.serving.classifier import Classifier, load_pyfunc
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def write(result: PredictResult, output: Path | None) -> None:
     import sys
 
     from imgclf.atomic import write_json
-    from imgclf.manifest import escape_name, write_csv
+    from imgclf.data.manifest import escape_name, write_csv
 
     names = columns(result.classes)
     rows = [{**row, "path": escape_name(row["path"])} for row in result.rows]

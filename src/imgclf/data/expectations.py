@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgclf import owned
-from imgclf.manifest import COLUMNS, OK, ManifestRow
+from imgclf.data.manifest import COLUMNS, OK, ManifestRow
 from imgclf.params import Validate
 
 if TYPE_CHECKING:

@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from imgclf.data.manifest import ManifestRow, read_manifest
 from imgclf.errors import StageInputError
-from imgclf.manifest import ManifestRow, read_manifest
-from imgclf.network import min_input_size
 from imgclf.params import AUGMENT_RANGES, Params
+from imgclf.training.network import min_input_size
 
 Kind = Literal["silhouette", "photo"]
 

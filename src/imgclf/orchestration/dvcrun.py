@@ -6,7 +6,7 @@ dvc.lock stays the one record of what ran on which data, and a stage whose deps 
 params are unchanged is skipped. The stage's stderr still reaches the terminal, and
 its own one-line ``error: ...`` becomes the failure's message. DVC resolves some
 paths against the working directory, so each call runs inside the project folder.
-Each DVC call runs ``uninterrupted`` (imgclf.stopping): a SIGTERM or SIGINT stops the
+Each DVC call runs ``uninterrupted`` (imgclf.orchestration.stopping): a SIGTERM or SIGINT stops the
 stage's command, lets DVC release its locks, then raises Stopped.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgclf.errors import ImgclfError, ParamsError, StageInputError, TrackingUnavailable
-from imgclf.stopping import uninterrupted
+from imgclf.orchestration.stopping import uninterrupted
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -99,7 +99,7 @@ def restore_data(root: Path, raw: str, recorded: str) -> None:
     """
     from dvc.exceptions import DvcException
 
-    from imgclf import demo
+    from imgclf.data import demo
 
     if recorded == "untracked":
         raise StageInputError(f"{raw}: no images; add one folder per class (or run `imgclf demo-data`)")

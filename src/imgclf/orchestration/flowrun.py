@@ -1,6 +1,6 @@
 """Running the flow ``training-pipeline`` with Prefect: once (``imgclf run``, on
 PREFECT_API_URL or a temporary server of its own) or served on a schedule
-(``imgclf schedule``). The stages themselves run through DVC: imgclf.orchestration.
+(``imgclf schedule``). The stages themselves run through DVC: imgclf.orchestration.dvcrun.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
-from imgclf import stopping
 from imgclf.errors import ImgclfError, ParamsError, Stopped
-from imgclf.orchestration import check_stages
+from imgclf.orchestration import stopping
+from imgclf.orchestration.dvcrun import check_stages
 from imgclf.params import Params
 from imgclf.tracking import quiet_telemetry
 

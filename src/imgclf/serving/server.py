@@ -5,7 +5,7 @@ serve``) reads a whole request body into memory before anything looks at it, and
 has no limit of its own. ``BodyLimit`` sits in front of it: a body over the limit is
 answered 413 and never held, whether its Content-Length says so or a chunked body
 grows past the limit. What is inside a body (images, their pixels, their values) is
-the model's to check (imgclf.serving).
+the model's to check (imgclf.serving.classifier).
 
 ``FastPath`` answers the JSON requests an imgclf model reads (``dataframe_split``,
 ``dataframe_records``, ``inputs``, ``instances``) itself: the same decoding, limits,
@@ -212,7 +212,7 @@ class FastPath:
 
     def answer(self, body: bytes) -> tuple[int, bytes] | None:
         """(status, JSON) as MLflow's app would give them, or None to leave the request to it."""
-        from imgclf.serving import InputError
+        from imgclf.serving.classifier import InputError
 
         try:
             given = model_input(json.loads(body))

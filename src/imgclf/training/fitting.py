@@ -1,6 +1,6 @@
 """Fitting a Keras model resumably: per-epoch backups, a history that survives a kill,
 and per-epoch MLflow metrics. Everything it writes lives under one checkpoint folder
-(imgclf.checkpoints, which makes each backup crash-consistent).
+(imgclf.training.checkpoints, which makes each backup crash-consistent).
 
 Imports Keras at the top: only the train stage imports this module, inside its run().
 """
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import keras
 import mlflow
 
-from imgclf.checkpoints import HISTORY_COLUMNS, Backup, Checkpoints
 from imgclf.params import Params
+from imgclf.training.checkpoints import HISTORY_COLUMNS, Backup, Checkpoints
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -76,7 +76,7 @@ def _load(model: keras.Model, backup: Backup) -> None:
 
 class _Backup(keras.callbacks.Callback):  # type: ignore[misc]
     """keras.callbacks.BackupAndRestore, crash-consistent: each backup is complete and
-    verified before it is used (imgclf.checkpoints), and the phase's end is one too."""
+    verified before it is used (imgclf.training.checkpoints), and the phase's end is one too."""
 
     def __init__(self, checkpoints: Checkpoints, phase: str, initial_epoch: int, resume: Backup | None) -> None:
         super().__init__()

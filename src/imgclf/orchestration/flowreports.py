@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from imgclf.scoring import flat_metrics
+from imgclf.evaluation.scoring import flat_metrics
 
 
 def validation_markdown(report: Mapping[str, Any]) -> str:

@@ -20,8 +20,8 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from imgclf.imaging import Limits, Probe, Reason, probe
-from imgclf.manifest import EXCLUDED, OK, ManifestRow, escape_name, is_utf8
+from imgclf.data.imaging import Limits, Probe, Reason, probe
+from imgclf.data.manifest import EXCLUDED, OK, ManifestRow, escape_name, is_utf8
 from imgclf.progress import track
 
 log = logging.getLogger(__name__)

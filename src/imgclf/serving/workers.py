@@ -6,10 +6,10 @@ connect together all land on one worker while the other idles (measured: 1.1 of 
 cores busy, p99 120 ms). Here each worker binds its own socket with SO_REUSEPORT, so
 the kernel spreads new connections across the workers.
 
-    python -m imgclf.serve_processes HOST PORT WORKERS
+    python -m imgclf.serving.workers HOST PORT WORKERS
 
 runs until every worker has ended. ``imgclf serve`` runs it through
-imgclf.supervise.run_child, which sends a stop signal to the whole process group: each
+imgclf.serving.supervise.run_child, which sends a stop signal to the whole process group: each
 worker gets it and ends as uvicorn does (its answers in flight first, at most 5 s).
 """
 
@@ -44,7 +44,7 @@ def worker(host: str, port: int, sock: socket.socket) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        "imgclf.scoring_server:create_app", factory=True, host=host, port=port, timeout_graceful_shutdown=GRACE
+        "imgclf.serving.server:create_app", factory=True, host=host, port=port, timeout_graceful_shutdown=GRACE
     )
     uvicorn.Server(config).run(sockets=[sock])
 

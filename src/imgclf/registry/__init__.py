@@ -1,0 +1,1 @@
+"""Registry: the MLflow model registry, its gate and aliases (registry), and the model card."""
