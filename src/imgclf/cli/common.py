@@ -90,3 +90,11 @@ def quiet_tensorflow() -> None:
     from imgclf.tfruntime import import_tensorflow
 
     import_tensorflow()
+
+
+def params_then_tensorflow(ctx: typer.Context) -> Params:
+    """params.yaml parsed, then TensorFlow imported quietly: a typo in params.yaml is its one
+    line and exit code at once, not after the 5-10 s that importing TensorFlow takes."""
+    params = call(ctx, lambda: params_of(ctx))
+    quiet_tensorflow()
+    return params

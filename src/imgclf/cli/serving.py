@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from imgclf.cli.common import app, call, err, out, params_of, quiet_tensorflow
+from imgclf.cli.common import app, call, err, out, params_of, params_then_tensorflow
 
 if TYPE_CHECKING:
     from imgclf.params import Params
@@ -30,15 +30,13 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Images per model call.")] = 64,
 ) -> None:
     """Label images: one row per file with the label and each class's probability, or its error."""
-    quiet_tensorflow()
-    from imgclf.serving import predict as command
-
     if output is not None and output.suffix not in {".csv", ".json"}:
         err.print(f"error: --output {output}: use a .csv or .json file name")
         raise typer.Exit(2)
+    params = params_then_tensorflow(ctx)
+    from imgclf.serving import predict as command
 
     def step() -> command.PredictResult:
-        params = params_of(ctx)
         if output is not None:
             command.check_output(output)  # before the work, not after it
         uri = model or f"models:/{params.registry.model_name}@champion"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from imgclf.cli.common import app, call, out, params_of, quiet_tensorflow
+from imgclf.cli.common import app, call, out, params_of, params_then_tensorflow, quiet_tensorflow
 
 if TYPE_CHECKING:
     from imgclf.data import demo
@@ -96,10 +96,10 @@ def split(ctx: typer.Context) -> None:
 @app.command(rich_help_panel=PANEL)
 def augment(ctx: typer.Context) -> None:
     """List the training files; in offline mode, write augmented variants of the train split."""
-    quiet_tensorflow()
+    params = params_then_tensorflow(ctx)
     from imgclf.stages import augment as stage
 
-    result = call(ctx, lambda: stage.run(params_of(ctx)))
+    result = call(ctx, lambda: stage.run(params))
     variants = sum(1 for f in result.files if f.variant)
     out.print(f"augment: {len(result.files)} training files ({variants} augmented variants)")
 
@@ -107,10 +107,10 @@ def augment(ctx: typer.Context) -> None:
 @app.command(rich_help_panel=PANEL)
 def train(ctx: typer.Context) -> None:
     """Fit the model (resuming a killed training), tracked in MLflow."""
-    quiet_tensorflow()
+    params = params_then_tensorflow(ctx)
     from imgclf.stages import train as stage
 
-    result = call(ctx, lambda: stage.run(params_of(ctx)))
+    result = call(ctx, lambda: stage.run(params))
     for line in result.choices:
         out.print(f"train: {line}")
     last = result.history[-1] if result.history else {}
@@ -126,10 +126,10 @@ def train(ctx: typer.Context) -> None:
 @app.command(rich_help_panel=PANEL)
 def evaluate(ctx: typer.Context) -> None:
     """Score the model on the test split; write metrics, predictions and plots."""
-    quiet_tensorflow()
+    params = params_then_tensorflow(ctx)
     from imgclf.stages import evaluate as stage
 
-    result = call(ctx, lambda: stage.run(params_of(ctx)))
+    result = call(ctx, lambda: stage.run(params))
     m = result.metrics
     out.print(
         f"evaluate: accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
@@ -140,10 +140,10 @@ def evaluate(ctx: typer.Context) -> None:
 @app.command(rich_help_panel=PANEL)
 def register(ctx: typer.Context) -> None:
     """Register the trained model in the MLflow registry; the gate decides if it becomes champion."""
-    quiet_tensorflow()
+    params = params_then_tensorflow(ctx)
     from imgclf.stages import register as stage
 
-    p = call(ctx, lambda: stage.run(params_of(ctx))).promotion
+    p = call(ctx, lambda: stage.run(params)).promotion
     out.print(f"register: {p['model_name']} version {p['version']}: {p['decision']} ({p['summary']})")
     for reason in p["reasons"]:
         out.print(f"  - {reason}")

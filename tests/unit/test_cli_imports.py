@@ -1,0 +1,50 @@
+"""The CLI reads params.yaml before it imports TensorFlow, and ``imgclf --help`` imports no
+heavy library: a typo costs its one line at once, not after a 5-10 s TensorFlow import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+# Each command in one fresh interpreter, in turn: the libraries it had imported when it exited.
+SCRIPT = """
+import json, sys
+from imgclf.cli import app
+
+HEAVY = ("tensorflow", "keras", "mlflow", "great_expectations", "prefect")
+seen = {}
+for args in json.loads(sys.argv[1]):
+    try:
+        app(args, prog_name="imgclf")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    seen[" ".join(args)] = [code, sorted(name for name in HEAVY if name in sys.modules)]
+print(json.dumps(seen))
+"""
+
+# Every command that imports TensorFlow for its work.
+TENSORFLOW_COMMANDS = [["augment"], ["train"], ["evaluate"], ["register"], ["predict", "photo.jpg"]]
+
+
+def run(args: list[list[str]], cwd: Path) -> tuple[dict[str, list], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(args)],
+        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def test_a_params_error_is_reported_before_tensorflow_is_imported(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("train:\n  epochs: 0\n", encoding="utf-8")
+    seen, stderr = run(TENSORFLOW_COMMANDS, tmp_path)
+    assert seen == {" ".join(args): [2, []] for args in TENSORFLOW_COMMANDS}
+    assert stderr.splitlines() == ["error: params.yaml: train.epochs: must be between 1 and 1000"] * 5
+
+
+def test_help_imports_no_heavy_library(tmp_path: Path) -> None:
+    seen, _ = run([["--help"], ["train", "--help"]], tmp_path)
+    assert seen == {"--help": [0, []], "train --help": [0, []]}
