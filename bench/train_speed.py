@@ -116,7 +116,7 @@ def ours(train: Examples, val: Examples, test: Examples, classes: list[str], epo
     import keras
 
     from imgclf.data.datasets import make_dataset
-    from imgclf.stages.train import prepare
+    from imgclf.training.phases import prepare
 
     # The defaults, with what auto chooses for this data (as the train stage resolves them).
     params = autoconf.resolve(Params(), autoconf.describe(read_manifest(ROOT / "data" / "manifest.csv"))).params

@@ -9,7 +9,7 @@ import pytest
 
 from imgclf.errors import ParamsError
 from imgclf.params import Augment, Model
-from imgclf.stages.train import class_weights
+from imgclf.training.phases import class_weights
 from imgclf.tracking import flatten, repo_root
 from imgclf.training.autoconf import PRESETS
 

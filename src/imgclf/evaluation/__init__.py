@@ -1,1 +1,2 @@
-"""Evaluation: the metrics (scoring) and the reports and plots drawn from them (reporting)."""
+"""Evaluation: the candidate model and its test split (candidate), the metrics (scoring), and
+the reports and plots drawn from them (reporting)."""

@@ -1,1 +1,2 @@
-"""Registry: the MLflow model registry, its gate and aliases (registry), and the model card."""
+"""Registry: the MLflow model registry with its aliases and history (registry), the register
+stage's decision on a version over it (decision), and the model card."""

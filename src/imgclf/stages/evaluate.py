@@ -8,17 +8,13 @@ MLflow run that train opened. (The model card is register's: it holds the decisi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imgclf import owned, tracking
 from imgclf.atomic import write_json
-from imgclf.data.datasets import Examples, split_examples
 from imgclf.data.manifest import write_csv
-from imgclf.errors import ParamsError, StageInputError
+from imgclf.evaluation.candidate import load_candidate
 from imgclf.params import Params
-
-if TYPE_CHECKING:
-    from imgclf.serving.classifier import Classifier
 
 
 @dataclass(frozen=True)
@@ -84,22 +80,3 @@ def run(params: Params) -> EvaluateResult:
             mlflow.log_artifact(str(params.path(key)), artifact_path="evaluation")
         mlflow.log_artifacts(str(plots), artifact_path="evaluation/plots")
     return EvaluateResult(metrics=scored.metrics, run_id=run_id)
-
-
-def load_candidate(params: Params) -> tuple[Classifier, Examples]:
-    """The trained model (paths.model) and the test split, checked against each other."""
-    from imgclf.serving.classifier import Classifier
-
-    model_path, classes_path = params.path("model"), params.path("classes")
-    if not model_path.exists() or not classes_path.exists():
-        raise StageInputError(f"{params.paths.model}: no trained model; run `imgclf train` first")
-    classifier = Classifier.load(model_path, classes_path, params.validation.max_pixels)
-    positive = params.evaluate.positive_class
-    if positive is not None and positive not in classifier.classes:
-        raise ParamsError(
-            f"params.yaml: evaluate.positive_class: {positive!r} is not one of the classes {classifier.classes}"
-        )
-    test = split_examples(params.path("split"), params.path("raw"), "test", classifier.classes)
-    if not test.files:
-        raise StageInputError("the test split is empty: add images or raise split.test")
-    return classifier, test

@@ -1,2 +1,3 @@
 """Training: the auto settings (autoconf), the network, its weights downloads, the training
-set and its augmentation, fitting with resume (fitting, checkpoints) and distribution."""
+set (trainset), the model compiled and fitted in its phases (phases) with resume
+(fitting, checkpoints), distribution, and what a run logs about its inputs (lineage)."""
