@@ -1,6 +1,6 @@
 """Atomic writes: a reader (or a later stage) sees the old file or the whole new one,
-never a half-written file left by a crash or a kill; and a lock for read-decide-write
-sequences that processes share."""
+never a half-written file left by a crash or a kill. (Locks shared by processes are
+filelock's FileLock.)"""
 
 from __future__ import annotations
 
@@ -30,18 +30,3 @@ def replacing(path: Path) -> Iterator[TextIO]:
 def write_json(path: Path, payload: Any) -> None:
     with replacing(path) as out:
         out.write(json.dumps(payload, indent=2) + "\n")
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) while the block runs: every
-    process locking the same file waits its turn."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

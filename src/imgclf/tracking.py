@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from filelock import FileLock
 
-from imgclf.atomic import file_lock, write_json
+from imgclf.atomic import write_json
 from imgclf.errors import StageInputError, TrackingUnavailable
+from imgclf.nested import leaves
 from imgclf.params import Params
 
 if TYPE_CHECKING:
@@ -92,7 +94,9 @@ def _get_or_create_experiment(params: Params) -> str:
 
     local = uri.startswith("sqlite:///")
     # Processes opening a brand-new sqlite store at once race to create its tables: serialise.
-    with file_lock(store(params) / ".lock") if local else nullcontext():
+    if local:
+        store(params).mkdir(parents=True, exist_ok=True)
+    with FileLock(store(params) / ".lock") if local else nullcontext():
         client = mlflow.MlflowClient()
         name = params.tracking.experiment
         try:  # the stage's first request to the store
@@ -153,15 +157,11 @@ def _no_answer(message: str) -> str:
     return "timed out" if "timeout" in message else "no connection"
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+def flatten(tree: Mapping[str, Any]) -> dict[str, str]:
     """{"train": {"epochs": 3}} -> {"train.epochs": "3"}: params.yaml as MLflow params."""
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list | None) else str(value)
-    return flat
+    return {
+        key: json.dumps(value) if isinstance(value, list | None) else str(value) for key, value in leaves(tree, ".")
+    }
 
 
 def provenance(params: Params) -> dict[str, str]:
@@ -196,11 +196,8 @@ def dvc_md5(dvc_file: Path) -> str:
 
 def _file_md5(path: Path) -> str:
     """md5 of the file's bytes: what DVC 3 records for a file output."""
-    digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as src:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(src, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def run_link(params: Params, experiment_id: str, run_id: str) -> str:

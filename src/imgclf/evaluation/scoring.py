@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from imgclf.nested import leaves
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,10 @@ def worst_errors(labels: np.ndarray, scored: Scored, count: int) -> list[int]:
     return [int(i) for i in wrong[np.argsort(-confidence, kind="stable")][:count]]
 
 
-def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Nested metrics flattened to numbers: {"macro": {"f1": .9}} -> {"macro_f1": .9}."""
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat |= flat_metrics(value, f"{prefix}{key}_")
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[f"{prefix}{key}"] = float(value)
-    return flat
+    return {
+        key: float(value)
+        for key, value in leaves(metrics, "_")
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }

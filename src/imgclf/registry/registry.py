@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.atomic import file_lock
+from filelock import FileLock
+
 from imgclf.errors import ImgclfError
 
 if TYPE_CHECKING:
@@ -173,7 +174,8 @@ def decision_lock(tracking_uri: str) -> Iterator[None]:
     else:
         key = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
         path = Path(tempfile.gettempdir()) / f"imgclf-registry-{key}.lock"
-    with file_lock(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path):  # fcntl.flock on Linux: released by the OS when a holder dies
         yield
 
 

@@ -42,14 +42,15 @@ HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"
 # split and manifest files, whose content is hashed, and evaluate/register come after it.
 TRAINING_SECTIONS = {"augment", "model", "train", "tracking", "paths"}
 # The modules that build, feed and fit the model: what a backup's variables belong to.
-TRAINING_CODE = (
+TRAINING_CODE = (  # relative to the imgclf package
     "stages/train.py",
-    "fitting.py",
-    "checkpoints.py",
-    "network.py",
-    "data.py",
-    "imaging.py",
-    "distribution.py",
+    "training/phases.py",
+    "training/fitting.py",
+    "training/checkpoints.py",
+    "training/network.py",
+    "training/distribution.py",
+    "data/datasets.py",
+    "data/imaging.py",
 )
 _TEMPORARY = ".tmp-"
 
@@ -83,7 +84,7 @@ def code_version() -> str:
     elsewhere (serving, the CLI) keeps a killed training resumable.
     """
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for name in TRAINING_CODE:
         digest.update(name.encode())
         digest.update((package / name).read_bytes())
@@ -237,8 +238,5 @@ def _complete(row: dict[str, str | None]) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as src:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(src, "sha256").hexdigest()
