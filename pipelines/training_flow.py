@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.states import Cancelled
+from prefect.tasks import exponential_backoff
 
 from imgclf import tracking
 from imgclf.data.datasets import read_csv
@@ -110,8 +111,8 @@ def _stages(params_file: str, force: bool, stages: list[str] | None, push: bool)
     params: Params = load_params(Path(params_file))
     dvcrun.check_stages(stages)
     root, cfg = str(params.root), params.orchestrate
-    delays = [cfg.retry_delay * 2**attempt for attempt in range(cfg.retries)]  # exponential backoff
-    stage_task = run_stage.with_options(retries=cfg.retries, retry_delay_seconds=delays or 0)
+    # retry_delay, then twice that for each next retry
+    stage_task = run_stage.with_options(retries=cfg.retries, retry_delay_seconds=exponential_backoff(cfg.retry_delay))
     outcome = {"data": record_data(root, params.paths.raw)}
     for stage in dvcrun.STAGES:
         # check always runs: it costs a second and stops a params typo before DVC deletes outputs.
