@@ -27,6 +27,16 @@ def history_plot(history: Sequence[dict[str, Any]]) -> Figure:
     return figure
 
 
+def confusion_table(classes: Sequence[str], counts: Any) -> list[str]:
+    """A confusion matrix as markdown lines: ``counts[i][j]`` images of ``classes[i]``
+    predicted ``classes[j]``. The model card's and the flow's confusion-matrix artifact."""
+    return [
+        "| actual \\ predicted | " + " | ".join(classes) + " |",
+        "| --- | " + " | ".join("---" for _ in classes) + " |",
+        *(f"| **{c}** | " + " | ".join(str(int(v)) for v in counts[i]) + " |" for i, c in enumerate(classes)),
+    ]
+
+
 def confusion_plot(confusion: np.ndarray, classes: list[str]) -> Figure:
     from matplotlib.figure import Figure
 

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from imgclf.evaluation.reporting import confusion_table
 from imgclf.evaluation.scoring import flat_metrics
 
 
@@ -38,14 +39,12 @@ def confusion_markdown(pairs: Iterable[tuple[str, str]], run_link: str) -> str:
     """A confusion matrix from (actual, predicted) pairs, and where the run is."""
     counts = Counter(pairs)
     classes = sorted({c for pair in counts for c in pair})
-    rows = [f"| **{a}** | " + " | ".join(str(counts[(a, p)]) for p in classes) + " |" for a in classes]
+    matrix = [[counts[(actual, predicted)] for predicted in classes] for actual in classes]
     return "\n".join(
         [
             "# Confusion matrix (test split)",
             "",
-            "| actual \\ predicted | " + " | ".join(classes) + " |",
-            "| --- | " + " | ".join("---" for _ in classes) + " |",
-            *rows,
+            *confusion_table(classes, matrix),
             "",
             f"MLflow run: [{run_link}]({run_link})",
         ]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from imgclf import tracking
+from imgclf.evaluation.reporting import confusion_table
 from imgclf.evaluation.scoring import flat_metrics
 from imgclf.params import AUGMENT_RANGES, Params
 
@@ -36,8 +37,6 @@ def render(
         return trained.get(f"train.{key}", str(getattr(t, key)))
 
     size = ran("image_size")
-    header = "| actual \\ predicted | " + " | ".join(classes) + " |"
-    rows = [f"| **{c}** | " + " | ".join(str(v) for v in confusion[i]) + " |" for i, c in enumerate(classes)]
     numbers = [f"| {k} | {v:.4f} |" for k, v in flat_metrics(metrics).items() if k != "test_images"]
     uri = tracking.tracking_uri(params)
     link = tracking.run_link(params, run["experiment_id"], run["run_id"])
@@ -76,9 +75,7 @@ def render(
             "",
             "## Confusion matrix (test)",
             "",
-            header,
-            "| --- | " + " | ".join("---" for _ in classes) + " |",
-            *rows,
+            *confusion_table(classes, confusion),
             "",
             "## Tracking and serving",
             f"- MLflow run [{run['run_id']}]({link}) in experiment `{params.tracking.experiment}`, store `{uri}`",

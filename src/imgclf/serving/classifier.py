@@ -173,11 +173,17 @@ class Classifier:
     @property
     def columns(self) -> list[str]:
         """The probability columns: ``p_<class>`` in output order."""
-        return [f"p_{c}" for c in self.classes]
+        return probability_columns(self.classes)
 
     def labels(self, probs: np.ndarray) -> list[str]:
         """The most probable class of each row."""
         return [self.classes[i] for i in probs.argmax(axis=1)] if len(probs) else []
+
+
+def probability_columns(classes: Iterable[str]) -> list[str]:
+    """``p_<class>`` for each class, in order: the columns of every answer and table of
+    probabilities (the served model's, ``imgclf predict``'s, evaluate's predictions)."""
+    return [f"p_{c}" for c in classes]
 
 
 def decode_cell(cell: Any, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> np.ndarray:

@@ -20,7 +20,7 @@ from imgclf.data.scan import is_clutter
 from imgclf.errors import StageInputError
 from imgclf.params import Params
 from imgclf.progress import track
-from imgclf.serving.classifier import Classifier, load_pyfunc
+from imgclf.serving.classifier import Classifier, load_pyfunc, probability_columns
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def _read(path: Path, limits: Limits, min_side: int | None = None) -> tuple[Any,
 
 
 def columns(classes: list[str]) -> list[str]:
-    return ["path", "label", *(f"p_{c}" for c in classes), "error"]
+    return ["path", "label", *probability_columns(classes), "error"]
 
 
 def check_output(output: Path) -> None:

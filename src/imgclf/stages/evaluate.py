@@ -48,11 +48,11 @@ def run(params: Params) -> EvaluateResult:
                 "path": path,
                 "true": t,
                 "predicted": p,
-                **{f"p_{c}": f"{x:.6f}" for c, x in zip(classes, probs, strict=True)},
+                **{column: f"{x:.6f}" for column, x in zip(classifier.columns, probs, strict=True)},
             }
             for path, (t, p), probs in zip(rel, pairs, scored.probabilities, strict=True)
         ),
-        ["path", "true", "predicted", *(f"p_{c}" for c in classes)],
+        ["path", "true", "predicted", *classifier.columns],
     )
     write_csv(
         params.path("confusion_matrix"), ({"actual": t, "predicted": p} for t, p in pairs), ["actual", "predicted"]
