@@ -24,6 +24,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from imgclf import telemetry
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work" / "flow"
 BIN = Path(sys.executable).parent
@@ -105,11 +107,7 @@ def main() -> None:
     env = {
         **os.environ,
         "PREFECT_HOME": str(WORK / "prefect-home"),  # the user's Prefect database stays untouched
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-        "GX_ANALYTICS_ENABLED": "false",
-        "DVC_NO_ANALYTICS": "1",
+        **telemetry.OFF,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     env.pop("PREFECT_API_URL", None)

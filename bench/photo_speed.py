@@ -67,6 +67,7 @@ import yaml
 from train_speed import SEED_SIZE, seeds
 from validate_speed import timed
 
+from imgclf import telemetry
 from imgclf.data.datasets import Examples, read_csv, split_examples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,13 +80,6 @@ KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")  # the weights whos
 DETAIL_SIZE = 28  # px: a thumbnail, the demo's size
 GOAL_F1_GAIN, GOAL_SPEEDUP, DETAIL_DROP = 0.02, 3.0, 0.05
 BOOTSTRAP = 2000  # resamples of the test set
-TELEMETRY_OFF = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-}
 
 
 @dataclass
@@ -175,7 +169,7 @@ def bootstrap(labels: np.ndarray, predicted: dict[str, np.ndarray], classes: int
 
 
 def stage_env(project: Path) -> dict[str, str]:
-    return {**os.environ, **TELEMETRY_OFF, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    return {**os.environ, **telemetry.OFF, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
 
 
 def stage(project: Path, name: str, seconds: dict[str, list[float]]) -> None:
@@ -417,7 +411,7 @@ def main() -> None:
         + (" (quick)" if args.quick else "")
     )
     parts: dict[str, float] = {}
-    os.environ.update(TELEMETRY_OFF)
+    os.environ.update(telemetry.OFF)
     from imgclf.tfruntime import import_tensorflow
 
     import_tensorflow()

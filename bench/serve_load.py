@@ -39,6 +39,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgclf import telemetry
 from imgclf.orchestration.stopping import live_descendants, running
 
 HERE = Path(__file__).resolve().parent
@@ -231,8 +232,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.clients <= 64 or not 0 < args.seconds <= 3600:
         sys.exit("--clients 1-64, --seconds up to 3600")
-    for name, value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("DO_NOT_TRACK", "true")):
-        os.environ.setdefault(name, value)
+    telemetry.quiet()
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the project's own store
     from imgclf.orchestration.flowrun import free_port
 

@@ -53,8 +53,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 # Before anything imports MLflow or Great Expectations; the user's environment wins.
-for _name, _value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("GX_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1")):
-    os.environ.setdefault(_name, _value)
+from imgclf import telemetry
+
+telemetry.quiet()
 
 # imgclf.stages.validate imports Pillow but not numpy; numpy (for generating JPEGs) is
 # imported lazily, so that the memory children load only what a real scan loads.

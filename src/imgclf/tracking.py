@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from filelock import FileLock
 
+from imgclf import telemetry
 from imgclf.atomic import write_json
 from imgclf.errors import StageInputError, TrackingUnavailable
 from imgclf.nested import leaves
@@ -31,18 +32,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 log = logging.getLogger(__name__)
-
-
-def quiet_telemetry() -> None:
-    """Telemetry off unless the user already chose (their environment wins)."""
-    # MLflow honours DO_NOT_TRACK only when it is exactly "true".
-    for name, value in (
-        ("MLFLOW_DISABLE_TELEMETRY", "true"),
-        ("DO_NOT_TRACK", "true"),
-        ("GX_ANALYTICS_ENABLED", "false"),
-        ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
-    ):
-        os.environ.setdefault(name, value)
 
 
 def repo_root(params: Params) -> Path:
@@ -65,7 +54,7 @@ def tracking_uri(params: Params) -> str:
 
 def connect(params: Params) -> str:
     """Telemetry off, then point MLflow at the project's store; returns its URI."""
-    quiet_telemetry()
+    telemetry.quiet()
     import mlflow
 
     uri = tracking_uri(params)
@@ -128,7 +117,7 @@ def end_abandoned_run(run_id: str, uri: str) -> None:
         TrackingUnavailable: the store did not answer; the run's record is kept, so the
             next try closes it.
     """
-    quiet_telemetry()
+    telemetry.quiet()
     import mlflow
     from mlflow.exceptions import MlflowException
 

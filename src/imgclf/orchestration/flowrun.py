@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
+from imgclf import telemetry
 from imgclf.errors import ImgclfError, ParamsError, Stopped
 from imgclf.orchestration import stopping
 from imgclf.orchestration.dvcrun import check_stages
 from imgclf.params import Params
-from imgclf.tracking import quiet_telemetry
 
 FLOW_FILE = "pipelines/training_flow.py"  # relative to the project root; also the deployments' entrypoint
 
@@ -33,7 +33,7 @@ def load_flow(params: Params) -> Any:
     """
     import importlib
 
-    quiet_telemetry()
+    telemetry.quiet()
     path = params.root / FLOW_FILE
     if not path.is_file():
         raise ImgclfError(f"{path}: no flow file")
@@ -94,7 +94,7 @@ def _prefect_api() -> Iterator[Callable[[], None]]:
         check_api(settings.api.url)
         yield lambda: None
         return
-    quiet_telemetry()  # before the server inherits this environment
+    telemetry.quiet()  # before the server inherits this environment
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
