@@ -549,3 +549,17 @@ def test_training_code_digest_names_modules_train_runs() -> None:
     runs = {relative(m).removeprefix("src/imgclf/") for m in stage_modules("train")}
     strays = sorted(set(ast.literal_eval(code)) - runs)
     assert not strays, f"checkpoints.TRAINING_CODE names files train does not run: {', '.join(strays)}"
+
+
+def test_folder_deps_leave_bytecode_out() -> None:
+    """Python writes __pycache__/*.pyc into the folders it imports from, anew when a
+    source's mtime changes (a checkout) or another Python version runs: in a folder dep,
+    DVC would see a change and rerun the stage (train: for minutes). .dvcignore keeps it out."""
+    from dvc.ignore import DvcIgnorePatterns
+
+    deps = {d.rstrip("/") for s in dvc_stages().values() for d in entries(s, "deps") if d.startswith("src/")}
+    folders = {d for d in deps if (ROOT / d).is_dir()}
+    lines = [line.strip() for line in (ROOT / ".dvcignore").read_text(encoding="utf-8").splitlines()]
+    ignore = DvcIgnorePatterns([line for line in lines if line and not line.startswith("#")], str(ROOT), "/")
+    unguarded = sorted(f for f in folders if not ignore.matches(str(ROOT / f), "__pycache__", is_dir=True))
+    assert not unguarded, f".dvcignore: __pycache__ counts in the folder deps {', '.join(unguarded)}"
