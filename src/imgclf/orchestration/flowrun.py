@@ -21,6 +21,7 @@ from imgclf.errors import ImgclfError, ParamsError, Stopped
 from imgclf.orchestration import stopping
 from imgclf.orchestration.dvcrun import check_stages
 from imgclf.params import Params
+from imgclf.waiting import wait_until_up
 
 FLOW_FILE = "pipelines/training_flow.py"  # relative to the project root; also the deployments' entrypoint
 
@@ -136,23 +137,11 @@ def check_api(url: str) -> None:
 
 
 def _wait_for_api(url: str, server: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> None:
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            log.seek(0)
-            said = log.read().decode(errors="replace").strip().splitlines()
-            reason = said[-1] if said else f"no answer in {timeout:.0f} s"
-            raise ImgclfError(f"the temporary Prefect server did not start: {reason}")
-        time.sleep(0.2)
+    if not wait_until_up(f"{url}/health", alive=lambda: server.poll() is None, timeout=timeout):
+        log.seek(0)
+        said = log.read().decode(errors="replace").strip().splitlines()
+        reason = said[-1] if said else f"no answer in {timeout:.0f} s"
+        raise ImgclfError(f"the temporary Prefect server did not start: {reason}")
 
 
 def _flush_to_api(timeout: float) -> None:
