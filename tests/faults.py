@@ -1,16 +1,19 @@
 """Fault injection: run imgclf commands and SIGKILL them just before their k-th write to MLflow.
 
 ``python tests/faults.py`` is a launcher. It imports imgclf, MLflow and TensorFlow once,
-then reads one JSON list of jobs per line on stdin and answers one JSON list of results
-per line on stdout. Each job runs the real CLI (``imgclf.cli:app``) in a forked child, a
-process of its own, with every method that writes through MLflow's stores (sqlite
-tracking and registry) or its local artifact repository counted. A job with ``kill_at``
-k SIGKILLs itself just before the k-th write; any job records the writes it made, so an
-uninterrupted run enumerates the kill points and a new write is covered automatically.
+then reads one batch of jobs per line on stdin ({"jobs": [...], "parallel": n}: n children
+at once) and answers one JSON list of results per line on stdout. Each job runs the real
+CLI (``imgclf.cli:app``) in a forked child, a process of its own, with every method that
+writes through MLflow's stores (sqlite tracking and registry) or its local artifact
+repository counted. A job with ``kill_at`` k SIGKILLs itself just before the k-th write;
+any job records the writes it made, so an uninterrupted run enumerates the kill points
+and a new write is covered automatically.
 Forking saves each run the ~10 s of imports that would make a test of every kill point
 too slow.
 
-A job: {"cwd": folder, "args": [...], "log": file for its output, "kill_at": k or null}.
+A job: {"cwd": folder, "args": [...], "log": file for its output, "kill_at": k or null},
+and optionally "env": {variables set in its process} and "kill_after": [point, k] (a
+SIGKILL at the k-th checkpoint write of a training, tests/kill_at.py).
 A result: {"code": exit code (-9 when killed), "writes": ["RegistryStore.set_...", ...]}.
 """
 
@@ -50,10 +53,10 @@ class Launcher:
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
 
-    def run(self, jobs: list[dict[str, Any]]) -> list[Result]:
-        """Run the jobs (PARALLEL at a time); their results in order."""
+    def run(self, jobs: list[dict[str, Any]], parallel: int = PARALLEL) -> list[Result]:
+        """Run the jobs (``parallel`` at a time); their results in order."""
         assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps(jobs) + "\n")
+        self.process.stdin.write(json.dumps({"jobs": jobs, "parallel": parallel}) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
@@ -132,7 +135,12 @@ def _child(job: dict[str, Any]) -> None:
         writes = Path(job["log"]).with_suffix(".writes")
         writes.unlink(missing_ok=True)
         writes.touch()
+        os.environ.update(job.get("env", {}))
         _plan.update(kill_at=job.get("kill_at"), writes=str(writes))
+        if job.get("kill_after"):
+            import kill_at
+
+            kill_at.arm(*job["kill_after"])
         from imgclf.cli import app
 
         app(job["args"], prog_name="imgclf")
@@ -150,12 +158,12 @@ def _child(job: dict[str, Any]) -> None:
         os._exit(code)
 
 
-def _run(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _run(jobs: list[dict[str, Any]], parallel: int = PARALLEL) -> list[dict[str, Any]]:
     running: dict[int, int] = {}  # pid -> job index
     codes: dict[int, int] = {}
     queue = list(enumerate(jobs))
     while queue or running:
-        while queue and len(running) < PARALLEL:
+        while queue and len(running) < parallel:
             index, job = queue.pop(0)
             sys.stdout.flush()
             pid = os.fork()
@@ -204,7 +212,8 @@ def main() -> None:
     requirements_utils._init_packages_to_modules_map()
     _instrument()
     for line in sys.stdin:
-        print(json.dumps(_run(json.loads(line))), flush=True)
+        batch = json.loads(line)
+        print(json.dumps(_run(batch["jobs"], batch["parallel"])), flush=True)
 
 
 if __name__ == "__main__":

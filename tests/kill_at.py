@@ -1,24 +1,25 @@
-"""Run ``imgclf ARGS...`` and SIGKILL it at an exact point of a checkpoint write.
+"""SIGKILL a training at an exact point of a checkpoint write.
 
-Usage: python tests/kill_at.py POINT K ARGS...
-
-POINT is where the K-th (1-based) event kills the process, before any code after it runs:
+``arm(point, k)`` makes the k-th (1-based) event at POINT kill the process, before any
+code after it runs:
   weights-saved    Keras' Model.save_weights has returned: a weights file is complete
                    under the name the code chose (a temporary one, if it writes atomically).
   weights-renamed  os.replace has moved a file onto a ``*.weights.h5`` name: the backup
                    is in place and whatever follows (its marker) is not written yet.
 
 Test-only fault injection: it wraps those two calls and nothing else, so the kill lands
-in the window between a weights file and its marker, which polling cannot aim at.
+in the window between a weights file and its marker, which polling cannot aim at. The
+fault launcher (tests/faults.py) arms it in the forked child that runs ``imgclf train``.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Callable
 from typing import Any
+
+POINTS = ("weights-saved", "weights-renamed")
 
 
 def kill_after(count: int, wrapped: Callable[..., Any], applies: Callable[..., bool]) -> Callable[..., Any]:
@@ -36,10 +37,8 @@ def kill_after(count: int, wrapped: Callable[..., Any], applies: Callable[..., b
     return call
 
 
-def main(point: str, count: int, args: list[str]) -> None:
-    from imgclf.tfruntime import import_tensorflow
-
-    import_tensorflow()
+def arm(point: str, count: int) -> None:
+    """From now on, this process dies by SIGKILL right after the ``count``-th event at ``point``."""
     import keras
 
     if point == "weights-saved":
@@ -47,13 +46,4 @@ def main(point: str, count: int, args: list[str]) -> None:
     elif point == "weights-renamed":
         os.replace = kill_after(count, os.replace, lambda src, dst, **k: str(dst).endswith(".weights.h5"))
     else:
-        raise SystemExit(f"unknown point {point!r}")
-
-    from imgclf.cli import app
-
-    sys.argv = ["imgclf", *args]
-    app()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3:])
+        raise ValueError(f"unknown point {point!r}; one of {', '.join(POINTS)}")

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import mlflow
 import pytest
 
+from faults import Launcher, launcher
 from imgclf.params import Params
 from pipeline import make_project, run_pipeline
 
@@ -25,3 +26,11 @@ def binary(tmp_path_factory: pytest.TempPathFactory) -> Params:
         params = make_project(tmp_path_factory.mktemp("binary"), ("cat", "dog"))
         run_pipeline(params)
     return params
+
+
+@pytest.fixture(scope="session")  # session, like binary: it starts first and imports while binary trains
+def launched() -> Iterator[Launcher]:
+    """The fault launcher (tests/faults.py): imgclf commands in processes forked from a warmed
+    parent, each killed at a chosen write to MLflow or run to the end."""
+    with launcher() as started:
+        yield started

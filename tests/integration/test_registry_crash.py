@@ -10,9 +10,6 @@ training run's status and tags, and no pending change left.
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,11 @@ from typing import Any
 import mlflow
 import pytest
 
-from faults import Launcher, launcher
+from faults import Launcher
 from imgclf import tracking
 from imgclf.params import Params, load_params
 from imgclf.registry import registry
+from stores import copy_trained
 
 pytestmark = pytest.mark.slow
 
@@ -46,18 +44,6 @@ def client_of(root: Path) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
 
 
-def copy(source: Path, to: Path) -> Path:
-    """A copy of a project and its store; the store's absolute artifact locations are moved
-    into the copy, so that nothing the copy logs lands in the source."""
-    shutil.copytree(source, to, ignore=shutil.ignore_patterns("*.lock"))
-    with sqlite3.connect(to / "mlruns" / "mlflow.db") as db:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-            for _, column, kind, *_ in db.execute(f"PRAGMA table_info({table})").fetchall():
-                if kind.upper().startswith(("VARCHAR", "TEXT")):
-                    db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (str(source), str(to)))
-    return to
-
-
 def state(root: Path) -> dict[str, Any]:
     """What the registry holds (without timestamps), and the training run's status and tags."""
     client = client_of(root)
@@ -76,7 +62,7 @@ def state(root: Path) -> dict[str, Any]:
 
 
 def uninterrupted(launched: Launcher, source: Path, work: Path, args: list[str]) -> Baseline:
-    folder = copy(source, work / "baseline")
+    folder = copy_trained(source, work / "baseline")
     [done] = launched.run([{"cwd": str(folder), "args": args, "log": str(work / "baseline.log")}])
     assert done.code == 0, (work / "baseline.log").read_text()
     assert any(w.startswith("RegistryStore.") for w in done.writes), done.writes
@@ -87,7 +73,7 @@ def check_every_kill(launched: Launcher, source: Path, work: Path, args: list[st
     """Kill ``args`` at each write of the baseline, in a copy of ``source``, and rerun it:
     every rerun must end in the baseline's state."""
     assert baseline.state["pending"] is None
-    cases = [copy(source, work / f"kill{k}") for k in range(1, len(baseline.writes) + 1)]
+    cases = [copy_trained(source, work / f"kill{k}") for k in range(1, len(baseline.writes) + 1)]
     killed = launched.run(
         [{"cwd": str(c), "args": args, "log": f"{c}.log", "kill_at": k} for k, c in enumerate(cases, 1)]
     )
@@ -99,22 +85,20 @@ def check_every_kill(launched: Launcher, source: Path, work: Path, args: list[st
         assert state(case) == baseline.state, where
 
 
-@pytest.fixture(scope="session")  # session, like binary: it starts first and imports while binary trains
-def launched() -> Iterator[Launcher]:
-    with launcher() as started:
-        yield started
-
-
 @pytest.fixture(scope="module")
 def start(launched: Launcher, binary: Params, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the trained project whose store holds only version 1: an older model the
     gate turned down (the challenger); no champion yet."""
-    root = copy(binary.root, tmp_path_factory.mktemp("crash") / "start")
+    root = copy_trained(binary.root, tmp_path_factory.mktemp("crash") / "start")
+    params = load_params(root / "params.yaml")
+    # MLflow's registry store looks a models:/m-... source up in the current tracking store.
+    tracking.connect(params)
     models = registry.Registry(client_of(root), NAME)
     models.client.delete_registered_model(NAME)
     models.ensure("")
-    saved = tracking.saved_run(load_params(root / "params.yaml"))
+    saved = tracking.saved_run(params)
     version = models.create(saved["model_uri"], saved["run_id"], {"content_hash": "an older model"}, "")
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     assert version is not None and str(version.version) == "1"
     reason = "gate: f1 is below the floor"
     tags = {"gate_decision": "challenger", "gate_reasons": reason, "gate_champion_version": "none"}

@@ -2,24 +2,24 @@
 run, wherever the kill lands: mid-training, between a weights file and its marker, at
 the end of a phase, or after its backup was torn.
 
-The kills are aimed with tests/kill_at.py (the K-th weights write), not by polling.
+The kills are aimed with tests/kill_at.py (the K-th weights write), not by polling, in
+`imgclf train` processes forked from the fault launcher (tests/faults.py), whose imports
+are done.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 
+from faults import Launcher
 from imgclf.params import Params, load_params
 from imgclf.stages import augment, split, train, validate
 from pipeline import make_project
@@ -27,7 +27,6 @@ from pipeline import make_project
 pytestmark = pytest.mark.slow
 
 EPOCHS = 6
-KILL_AT = Path(__file__).resolve().parents[1] / "kill_at.py"
 
 
 def ready_project(root: Path, epochs: int = EPOCHS) -> Params:
@@ -38,12 +37,13 @@ def ready_project(root: Path, epochs: int = EPOCHS) -> Params:
     return params
 
 
-def train_killed(root: Path, point: str, count: int) -> None:
+def train_killed(launched: Launcher, root: Path, point: str, count: int) -> None:
     """`imgclf train`, SIGKILLed right after its ``count``-th weights write reaches ``point``."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    command = [sys.executable, str(KILL_AT), point, str(count), "train"]
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == -signal.SIGKILL, f"not killed at {point} {count}: {done.stderr[-2000:]}"
+    logs = root / "launched"
+    logs.mkdir(exist_ok=True)
+    log = logs / f"train-{point}-{count}.log"
+    [done] = launched.run([{"cwd": str(root), "args": ["train"], "log": str(log), "kill_after": [point, count]}])
+    assert done.code == -signal.SIGKILL, f"not killed at {point} {count}: {log.read_text()[-2000:]}"
 
 
 def epochs_logged(params: Params) -> list[int]:
@@ -68,20 +68,22 @@ def finished(params: Params, run_id: str) -> mlflow.entities.Run:
     return run
 
 
-def test_a_kill_in_every_write_window_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_kill_in_every_write_window_resumes(
+    launched: Launcher, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     params = ready_project(tmp_path)
     folder = params.path("checkpoints")
     # Epoch 2's backup is complete but not in place: the one before it is used.
-    train_killed(tmp_path, "weights-saved", 3)
+    train_killed(launched, tmp_path, "weights-saved", 3)
     assert epochs_logged(params) == [0, 1, 2]
     run_id = run_of(params)
     assert not params.path("model").exists()
     # Resumed at epoch 2; killed when the phase's final weights are written, before they
     # are in place (the old code's window: weights written, phase marker not).
-    train_killed(tmp_path, "weights-saved", EPOCHS - 2 + 1)
+    train_killed(launched, tmp_path, "weights-saved", EPOCHS - 2 + 1)
     assert epochs_logged(params)[-1] == EPOCHS - 1
     # The final weights are in place, their marker is not: resumes after the last epoch.
-    train_killed(tmp_path, "weights-renamed", 1)
+    train_killed(launched, tmp_path, "weights-renamed", 1)
     assert not any(p.name.startswith(".tmp-") for p in folder.iterdir())
     # Then a fault tears the backup the marker names (what a disk fault or a copy cut short
     # leaves): detected by its digest, the phase starts again instead of crashing.
@@ -97,9 +99,9 @@ def test_a_kill_in_every_write_window_resumes(tmp_path: Path, caplog: pytest.Log
     assert sorted(steps) == sorted([0, 1, 2, 2, 3, 4, 5, *range(EPOCHS)])
 
 
-def test_other_inputs_start_a_new_run_and_close_the_killed_one(tmp_path: Path) -> None:
+def test_other_inputs_start_a_new_run_and_close_the_killed_one(launched: Launcher, tmp_path: Path) -> None:
     params = ready_project(tmp_path, epochs=3)
-    train_killed(tmp_path, "weights-saved", 2)
+    train_killed(launched, tmp_path, "weights-saved", 2)
     killed = run_of(params)
     # The same images elsewhere: only paths.raw differs, which the old fingerprint ignored.
     shutil.copytree(tmp_path / "data" / "raw", tmp_path / "data" / "photos")
