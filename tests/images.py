@@ -50,6 +50,18 @@ def class_folder(
         write(root / label / f"{label}_{i:03d}.{ext}", encode(rgb(seed * 10_000 + i, size), fmt))
 
 
+def learnable_folder(root: Path, labels: tuple[str, ...], count: int, size: tuple[int, int] = (32, 32)) -> None:
+    """``count`` distinct PNGs per label under ``root/label``, each label with its own colour
+    cast (label i raises channel i % 3): a tiny network tells them apart in two epochs, where
+    class_folder's images are barely learnable. For tests whose model must be good (the gate's
+    floors, a served prediction)."""
+    for index, label in enumerate(labels):
+        for i in range(count):
+            image = pixels(index * 10_000 + i, size) // 2  # (height, width, 3) in 0..127
+            image[..., index % 3] += 128
+            write(root / label / f"{label}_{i:03d}.png", encode(Image.fromarray(image), "PNG"))
+
+
 def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
     """A real, valid 1-bit PNG of width x height zeros: ~100 KB on disk, 900 Mpx decoded."""
 

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -23,15 +24,18 @@ import pytest
 import yaml
 from PIL import Image
 
-from images import write
-from imgclf.data import demo
+import inprocess
+from faults import Launcher
+from images import learnable_folder, write
+from imgclf import tracking
 from imgclf.data.datasets import read_csv
 from imgclf.data.manifest import write_csv
 from imgclf.params import Params, load_params
 from imgclf.registry import registry
 from imgclf.stages import evaluate, register, train
-from pipeline import make_project, run_pipeline
+from pipeline import TINY, make_project, run_pipeline
 from runner import free_port, imgclf, wait_for_http
+from stores import copy_trained
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +44,13 @@ NAME = "catdog-cnn"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Params]:
-    """The demo's cats and dogs through every stage once (3 epochs): version 1, the champion."""
+    """Cats and dogs a tiny network tells apart (40 each), through every stage once with an
+    F1 floor of 0.8: version 1, the champion. Batches of 4 for 3 epochs: 36 steps settle the
+    batch-norm statistics (momentum 0.9) that the test split is scored with."""
     root = tmp_path_factory.mktemp("registry")
-    demo.export(("cat", "dog"), root / "data" / "raw")
-    settings = {"train": {"epochs": 3, "batch_size": 32}, "register": {"min_metrics": {"f1": 0.8}}}
+    learnable_folder(root / "data" / "raw", ("cat", "dog"), 40)
+    train = {**TINY["train"], "batch_size": 4, "epochs": 3}
+    settings = {**TINY, "train": train, "register": {"min_metrics": {"f1": 0.8}}}
     (root / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -112,7 +119,8 @@ def test_a_worse_model_stays_challenger_then_promote_and_rollback(project: Param
     assert models.version("2").tags["gate_decision"] == "challenger"
     assert "decision: **challenger**" in project.path("model_card").read_text(encoding="utf-8")
 
-    listing = imgclf("models", cwd=project.root)
+    # The installed command for promote; the others run the same app in this process.
+    listing = inprocess.imgclf("models", cwd=project.root)
     assert listing.returncode == 0 and "challenger" in listing.stdout and "champion" in listing.stdout
 
     promoted = imgclf("promote", "2", "--reason", "checking the pipeline", cwd=project.root)
@@ -122,21 +130,21 @@ def test_a_worse_model_stays_challenger_then_promote_and_rollback(project: Param
     assert models.version("2").tags["champion_reason"] == "manual: checking the pipeline"
     assert [e["version"] for e in models.history()] == ["1", "2"]
 
-    rolled = imgclf("rollback", cwd=project.root)
+    rolled = inprocess.imgclf("rollback", cwd=project.root)
     assert rolled.returncode == 0, rolled.stderr
     assert "champion is version 1 again (was 2)" in rolled.stdout
     assert models.champion() == "1" and [e["version"] for e in models.history()] == ["1"]
 
-    again = imgclf("rollback", cwd=project.root)
+    again = inprocess.imgclf("rollback", cwd=project.root)
     assert again.returncode == 1 and again.stderr.startswith("error: ") and "no earlier champion" in again.stderr
-    unknown = imgclf("promote", "9", "--reason", "x", cwd=project.root)
+    unknown = inprocess.imgclf("promote", "9", "--reason", "x", cwd=project.root)
     assert unknown.returncode == 1 and "no version '9'" in unknown.stderr
     assert models.champion() == "1"
 
 
-def test_a_registration_killed_before_its_gate_is_gated_on_the_next_run(tmp_path: Path) -> None:
-    params = make_project(tmp_path, ("cat", "dog"))
-    run_pipeline(params)
+def test_a_registration_killed_before_its_gate_is_gated_on_the_next_run(binary: Params, tmp_path: Path) -> None:
+    params = load_params(copy_trained(binary.root, tmp_path / "project") / "params.yaml")
+    tracking.connect(params)  # MLflow's registry store looks a models:/m-... source up in the current store
     models = models_of(params)
     models.client.delete_registered_model(NAME)
     # What a kill between creating the version and running the gate leaves behind.
@@ -164,7 +172,7 @@ def test_predict_labels_good_files_and_names_bad_ones(project: Params, tmp_path:
         write(folder / "nested" / f"{i}.jpg" if i % 2 else folder / source.name, jpeg(source))
     write(folder / "notes.txt", b"not an image")
     write(folder / "empty.png", b"")
-    write(folder / "cut.png", (raw / "cat" / "cat_0000.png").read_bytes()[:60])
+    write(folder / "cut.png", (raw / "cat" / "cat_000.png").read_bytes()[:60])
     write(folder / ".DS_Store", b"clutter")
 
     out = tmp_path / "labels.csv"
@@ -178,15 +186,15 @@ def test_predict_labels_good_files_and_names_bad_ones(project: Params, tmp_path:
     }  # fmt: skip
     good = [r for r in rows.values() if not r["error"]]
     assert all(r["label"] in {"cat", "dog"} and abs(float(r["p_cat"]) + float(r["p_dog"]) - 1) < 1e-4 for r in good)
-    named = [r for r in good if "_" in Path(r["path"]).name]  # cat_0000.png ...: the name says the class
+    named = [r for r in good if "_" in Path(r["path"]).name]  # cat_000.png ...: the name says the class
     assert len(named) == 3 and sum(r["label"] == Path(r["path"]).name.split("_")[0] for r in named) >= 2
 
-    # A local model file, JSON output; a run where nothing is an image fails.
+    # A local model file, JSON output; a run where nothing is an image fails (in this process).
     as_json = tmp_path / "labels.json"
-    local = imgclf("predict", folder, "--model", project.path("model"), "--output", as_json, cwd=project.root)
+    local = inprocess.imgclf("predict", folder, "--model", project.path("model"), "--output", as_json, cwd=project.root)
     assert local.returncode == 0, local.stderr
     assert len(json.loads(as_json.read_text(encoding="utf-8"))) == 9
-    nothing = imgclf("predict", folder / "notes.txt", cwd=project.root)
+    nothing = inprocess.imgclf("predict", folder / "notes.txt", cwd=project.root)
     assert nothing.returncode == 1 and "0 images labelled, 1 failed" in nothing.stderr
     assert nothing.stdout.splitlines()[1].endswith(",not_an_image")
 
@@ -229,32 +237,37 @@ def test_the_served_champion_answers_a_posted_jpeg(project: Params) -> None:
         server.wait(timeout=60)
 
 
+def said(log: Path, prefix: str) -> list[str]:
+    """The lines of a launched command's output that start with ``prefix``."""
+    return [line for line in log.read_text(encoding="utf-8").splitlines() if line.startswith(prefix)]
+
+
 def test_concurrent_registrations_keep_every_version_and_one_champion(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    launched: Launcher, binary: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two projects share one store; each registers three times at once; then a promote and a
-    rollback race."""
-    store = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
-    (tmp_path / "shared").mkdir()
+    """Two projects share one store; each registers three times at once (six processes);
+    then a promote and a rollback race. The processes are forked from the fault launcher,
+    whose imports are done: the race is between six real processes, without six imports."""
+    first = copy_trained(binary.root, tmp_path / "p1")  # the shared store is this copy's
+    store = f"sqlite:///{first / 'mlruns' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    projects = []
-    for seed in (1, 2):
-        params = make_project(tmp_path / f"p{seed}", ("cat", "dog"), train={"seed": seed})
-        run_pipeline(params)
+    second = make_project(tmp_path / "p2", ("cat", "dog"), train={"seed": 2})
+    run_pipeline(second)
+    projects = [load_params(first / "params.yaml"), second]
+    for params in projects:
         params.path("promotion").unlink()
-        projects.append(params)
     # Start from nothing registered, as two fresh pipelines would.
     client = mlflow.MlflowClient(tracking_uri=store)
     client.delete_registered_model(NAME)
 
-    command = [str(Path(sys.executable).with_name("imgclf")), "register"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
-    running = [
-        subprocess.Popen(command, cwd=p.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for p in projects * 3
-    ]
-    results = [(r.wait(timeout=300), *r.communicate()) for r in running]
-    assert [code for code, _, _ in results] == [0] * 6, [err for _, _, err in results]
+    def job(params: Params, index: int, *args: str) -> dict[str, Any]:
+        log = tmp_path / f"{index}.log"
+        return {"cwd": str(params.root), "args": list(args), "log": str(log), "env": {"MLFLOW_TRACKING_URI": store}}
+
+    jobs = [job(p, i, "register") for i, p in enumerate(projects * 3)]
+    results = launched.run(jobs, parallel=len(jobs))
+    logs = [Path(j["log"]) for j in jobs]
+    assert [r.code for r in results] == [0] * 6, [log.read_text(encoding="utf-8")[-2000:] for log in logs]
 
     models = registry.Registry(client, NAME)
     versions = models.versions()
@@ -262,23 +275,24 @@ def test_concurrent_registrations_keep_every_version_and_one_champion(
     assert len(versions) == 2 and len(set(hashes)) == 2  # one version per model, none lost
     assert {registry.content_hash(p.path("model")) for p in projects} == set(hashes)
     # Of each three, one process registered and the others found the version already there.
-    assert [out.split(": ")[2].split()[0] for _, out, _ in results].count("unchanged") == 4
+    decisions = [said(log, "register: ")[0].split(": ")[2].split()[0] for log in logs]
+    assert decisions.count("unchanged") == 4, decisions
     champion = models.champion()
     assert champion is not None and models.history()[-1]["version"] == champion
 
     # A manual promote and a rollback at the same time: serialised, history and alias agree.
     other = next(str(v.version) for v in versions if str(v.version) != champion)
-    running = [
-        subprocess.Popen(c, cwd=projects[0].root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for c in (
-            [*command[:1], "promote", other, "--reason", "race"],
-            [*command[:1], "rollback"],
-        )
-    ]
-    finished = [(r.wait(timeout=300), r.communicate()[1]) for r in running]
+    jobs = [job(projects[0], 10, "promote", other, "--reason", "race"), job(projects[0], 11, "rollback")]
+    ran = launched.run(jobs)
+    finished = [(r.code, Path(j["log"]).read_text(encoding="utf-8")) for r, j in zip(ran, jobs, strict=True)]
     # Either order is fine (a rollback first can make the promote a no-op, "already the
     # champion"); a failure is one clear line, never a crash.
     assert any(code == 0 for code, _ in finished), finished
-    assert all(code == 0 or (code == 1 and err.startswith("error: ")) for code, err in finished), finished
+    assert all(code == 0 or (code == 1 and said_error(out)) for code, out in finished), finished
     assert models.champion() == models.history()[-1]["version"]
     assert len(models.versions()) == 2
+
+
+def said_error(output: str) -> bool:
+    """One ``error: `` line and no traceback."""
+    return "Traceback" not in output and sum(line.startswith("error: ") for line in output.splitlines()) == 1
