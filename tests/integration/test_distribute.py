@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,28 @@ def logged_params(params: Params, run_id: str) -> dict[str, str]:
     return dict(mlflow.MlflowClient().get_run(run_id).data.params)
 
 
-def test_mirrored_trains_on_two_cpu_devices(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Params, subprocess.Popen[str]]]]:
+    """The mirrored and the one-worker trainings, started together: each is a process of its
+    own anyway, and on two cores the second one's TensorFlow import overlaps the first's."""
+    mirrored = ready_project(tmp_path_factory.mktemp("mirrored"), "mirrored")
+    one_worker = ready_project(tmp_path_factory.mktemp("one_worker"), "multi_worker")
+    trainings = {
+        "mirrored": (mirrored, start_training(mirrored, cpus=2)),
+        "one_worker": (one_worker, start_training(one_worker, cpus=1)),
+    }
+    yield trainings
+    for _, process in trainings.values():  # a test not run (-k) leaves its training behind
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def test_mirrored_trains_on_two_cpu_devices(started: dict[str, tuple[Params, subprocess.Popen[str]]]) -> None:
     import keras
 
-    params = ready_project(tmp_path, "mirrored")
-    result = result_of(start_training(params, cpus=2))
+    params, process = started["mirrored"]
+    result = result_of(process)
     assert (result["strategy"], result["replicas"], result["epochs_run"]) == ("MirroredStrategy", 2, 2)
     logged = logged_params(params, result["run_id"])
     assert (logged["strategy"], logged["replicas"], logged["train.distribute"]) == ("MirroredStrategy", "2", "mirrored")
@@ -79,9 +97,11 @@ def test_mirrored_trains_on_two_cpu_devices(tmp_path: Path) -> None:
     assert not params.path("checkpoints").exists()
 
 
-def test_multi_worker_without_tf_config_is_a_one_worker_cluster(tmp_path: Path) -> None:
-    params = ready_project(tmp_path, "multi_worker")
-    result = result_of(start_training(params, cpus=1))
+def test_multi_worker_without_tf_config_is_a_one_worker_cluster(
+    started: dict[str, tuple[Params, subprocess.Popen[str]]],
+) -> None:
+    params, process = started["one_worker"]
+    result = result_of(process)
     assert (result["strategy"], result["replicas"]) == ("MultiWorkerMirroredStrategy", 1)
     assert logged_params(params, result["run_id"])["replicas"] == "1"
     assert params.path("model").stat().st_size > 0
