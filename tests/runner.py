@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from imgclf.orchestration.flowrun import free_port
+from imgclf.waiting import wait_until_up
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,20 +25,24 @@ def imgclf(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 def wait_for_http(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
     """Poll ``url`` until it answers 200; if ``process`` dies or time runs out, stop its
     process group and fail with the tail of its output."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-                stream = process.stderr or process.stdout
-                said = stream.read().decode(errors="replace")[-3000:] if stream else ""
-                raise AssertionError(f"{url} did not answer: {said}") from None
-            time.sleep(1)
+    if wait_until_up(url, lambda: process.poll() is None, seconds):
+        return
+    stop_group(process)
+    stream = process.stderr or process.stdout
+    said = stream.read().decode(errors="replace")[-3000:] if stream else ""
+    raise AssertionError(f"{url} did not answer: {said}")
+
+
+def stop_group(process: subprocess.Popen[bytes], signum: int = signal.SIGTERM, timeout: float = 60) -> None:
+    """Signal the process group ``process`` leads (started with start_new_session=True),
+    wait for the leader; SIGKILL the group if it is still there after ``timeout`` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 @contextmanager
@@ -61,6 +64,4 @@ def mlflow_server(folder: Path, port: int | None = None) -> Iterator[str]:
         wait_for_http(f"{url}/health", process, 180)
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
+        stop_group(process)
