@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +42,52 @@ def flow_project(root: Path, per_class: int = 30, **overrides: dict[str, Any]) -
     """A git + DVC copy of the project (dvc.yaml, pipelines/) with TINY params, no retries,
     and ``per_class`` generated cat and dog images (0: none) for the Prefect flow."""
     repo = copy_project(root)
-    settings = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))  # dvc.yaml needs its paths
-    for section, values in {**TINY, "orchestrate": {"retries": 0}, **overrides}.items():
-        settings[section] = {**settings.get(section, {}), **TINY.get(section, {}), **values}
-    (repo / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    _update_params(repo, {**TINY, "orchestrate": {"retries": 0}, **overrides}, tiny=True)
     init_repo(repo)
     for seed, label in enumerate(("cat", "dog"), start=1):
         if per_class:
             class_folder(repo / "data" / "raw", label, per_class, seed=seed)
     return repo
+
+
+def copy_reproduced(source: Path, target: Path, **overrides: dict[str, Any]) -> Path:
+    """A copy of a flow project the pipeline reproduced (git, DVC's cache and outputs,
+    dvc.lock), then params.yaml ``overrides`` merged in.
+
+    Without its MLflow store: the store records absolute artifact paths (the source's),
+    so a copy's runs would write there. Override a train key, so the copy's next run
+    retrains into a store of its own. Without DVC's .dvc/tmp either (its state is keyed
+    by inode; its locks belong to the source).
+    """
+
+    def skipped(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder)
+        if here == source / "mlruns":  # but .gitkeep, which git tracks
+            return set(names) - {".gitkeep"}
+        return {"tmp"} & set(names) if here == source / ".dvc" else set()
+
+    shutil.copytree(source, target, symlinks=True, ignore=skipped)
+    _update_params(target, overrides, tiny=False)
+    return target
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    """The first flow run of a tiny project. ``repo`` is left to the test that goes on
+    with it; the others take ``copy``, as the first run left it."""
+
+    repo: Path
+    outcome: dict[str, str]
+    snapshot: Path
+
+    def copy(self, target: Path, **overrides: dict[str, Any]) -> Path:
+        """A copy with params.yaml ``overrides``; without the MLflow store, so override a
+        train key: the copy's next run then retrains into a store of its own."""
+        return copy_reproduced(self.snapshot, target, **overrides)
+
+
+def _update_params(repo: Path, sections: dict[str, dict[str, Any]], tiny: bool) -> None:
+    settings = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))  # dvc.yaml needs its paths
+    for section, values in sections.items():
+        settings[section] = {**settings.get(section, {}), **(TINY.get(section, {}) if tiny else {}), **values}
+    (repo / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")

@@ -1,48 +1,153 @@
-"""Fixtures shared by the end-to-end tests: Prefect's test harness for flows run in this
-process, and a real `prefect server` for the deployments."""
+"""Fixtures shared by the end-to-end tests: one real `prefect server` for the whole run, a
+migrated empty database for `imgclf run`'s own temporary servers, and one project the
+flow reproduced, which the tests that need a reproduced project copy.
+
+The server's first start migrates a new database, a minute or more on 2 cores: it starts
+as soon as collection ends, so the migration overlaps the tests that need no Prefect.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
+import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
-from runner import free_port, wait_for_http
+from pipeline import Reproduced, copy_reproduced, flow_project
+from runner import free_port, stop_group, wait_for_http
 
-
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """Prefect's test harness: a temporary server (its own SQLite database) that flows in
-    this process report to. A fresh database is migrated first: over a minute on 2 cores."""
-    with prefect_test_harness(server_startup_timeout=300):
-        yield
+_started: dict[str, Any] = {}  # the session's server: "process", "url", "home"
 
 
-@pytest.fixture(scope="session")
-def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("prefect-home")
+def pytest_collection_finish(session: pytest.Session) -> None:
+    wanted = any("prefect_server" in getattr(item, "fixturenames", ()) for item in session.items)
+    if wanted and not session.config.option.collectonly:
+        _start_server()
 
 
-@pytest.fixture(scope="session")
-def prefect_server(prefect_home: Path) -> Iterator[str]:
-    """`prefect server start` on 127.0.0.1 with its own home: unlike the test harness's
-    temporary server, it runs the scheduler. Its first start migrates a new database."""
-    home = prefect_home
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _stop_server()  # the fixture's teardown did, unless the run ended before it was set up
+
+
+def _start_server() -> None:
+    if _started:
+        return
+    home = Path(tempfile.mkdtemp(prefix="imgclf-prefect-home-"))
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL")}
+    env |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{home / 'prefect.db'}"  # not the shell's
+    # With its services: served deployments need the scheduler. No UI: no test opens it.
     command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port)], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api"
-    wait_for_http(f"{url}/health", server, 300)
+    with open(home / "server.log", "wb") as log:  # a file: a pipe nobody reads would fill and block it
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--no-ui"], env=env, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    _started.update(process=process, url=f"http://127.0.0.1:{port}/api", home=home)
+
+
+def _stop_server() -> None:
+    if "process" in _started:
+        stop_group(_started["process"])
+        shutil.rmtree(_started["home"], ignore_errors=True)
+    _started.clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """The API URL of a `prefect server start` on 127.0.0.1 with its own home and its
+    services (the scheduler among them), one for the whole run."""
+    _start_server()  # started at collection's end already, unless the tests were chosen later
+    url, home = str(_started["url"]), Path(_started["home"])
+    try:
+        wait_for_http(f"{url}/health", _started["process"], 600)
+    except AssertionError as exc:
+        said = (home / "server.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise AssertionError(f"{exc}\n{said}") from None
+    # Its database as the migration left it, before any test adds runs: see prefect_home.
+    with sqlite3.connect(home / "prefect.db") as source, sqlite3.connect(home / "migrated.db") as target:
+        source.backup(target)
     yield url
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=60)
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    # What this process still queues for the server, before it goes (it would retry for a minute).
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
+    _stop_server()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server: str) -> Iterator[str]:
+    """Flows called in this process report to the session's server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_server}):
+        yield prefect_server
+
+
+@pytest.fixture
+def prefect_home(prefect_server: str, tmp_path: Path) -> Path:
+    """A PREFECT_HOME for `imgclf run`'s temporary server, its database migrated already
+    (a new one would spend a minute migrating): the session server's, before any run."""
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    shutil.copy2(Path(_started["home"]) / "migrated.db", home / "prefect.db")
+    return home
+
+
+@pytest.fixture
+def no_waiting_scheduled_runs(prefect_server: str) -> Iterator[None]:
+    """No run of `imgclf schedule`'s deployment left Scheduled, before and after the test.
+
+    Runs that came due while an earlier test's run was under way (the runner takes one at
+    a time) stay Scheduled, late, with that test's params_file; a redeploy deletes only
+    future ones, so the next test's runner would run them first, one after another.
+    """
+    _delete_scheduled_runs(prefect_server)
+    yield
+    _delete_scheduled_runs(prefect_server)
+
+
+def _delete_scheduled_runs(api: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    served = DeploymentFilter(name=DeploymentFilterName(any_=["scheduled"]))
+    waiting = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])))
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        for _ in range(3):  # a deployment's schedule keeps at most 100 future runs
+            runs = client.read_flow_runs(deployment_filter=served, flow_run_filter=waiting, limit=200)
+            for run in runs:
+                client.delete_flow_run(run.id)
+            if not runs:
+                return
+
+
+@pytest.fixture(scope="session")
+def reproduced(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Reproduced:
+    from imgclf.orchestration.flowrun import run_flow
+    from imgclf.params import load_params
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the project's own store
+        repo = flow_project(tmp_path_factory.mktemp("reproduced") / "project")
+        outcome = run_flow(load_params(repo / "params.yaml"), repo / "params.yaml")
+    snapshot = copy_reproduced(repo, tmp_path_factory.mktemp("reproduced-snapshot") / "project")
+    return Reproduced(repo=repo, outcome=outcome, snapshot=snapshot)

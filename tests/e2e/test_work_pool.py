@@ -1,6 +1,7 @@
 """Scale-out on a process work pool, as pipelines/README.md tells it: the README's own
 commands against a real `prefect server`, with prefect.yaml's deployment; one flow run
-reproduces the whole pipeline in the project folder."""
+brings the whole pipeline up to date in the project folder (a reproduced project with a
+train key changed: train, evaluate and register rerun)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dvcrepo import sh
 from imgclf.orchestration.dvcrun import STAGES
-from pipeline import flow_project
-from runner import REPO
+from pipeline import Reproduced
+from runner import REPO, stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +39,15 @@ RUN = ["prefect", "deployment", "run", "training-pipeline/nightly"]
 FINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 
 
-def test_the_readme_scale_out_steps_run_the_pipeline_on_a_process_worker(prefect_server: str, tmp_path: Path) -> None:
+def test_the_readme_scale_out_steps_run_the_pipeline_on_a_process_worker(
+    prefect_server: str, reproduced: Reproduced, tmp_path: Path
+) -> None:
     readme = (REPO / "pipelines" / "README.md").read_text(encoding="utf-8").partition("## Scale-out")[2]
     for step in (CREATE_POOL, ONE_AT_A_TIME, DEPLOY, WORKER, RUN):
         assert shlex.join(step) in readme, f"pipelines/README.md no longer says `{shlex.join(step)}`"
 
-    repo = flow_project(tmp_path / "project")
+    # The reproduced project with a train key changed: train, evaluate and register rerun on the worker.
+    repo = reproduced.copy(tmp_path / "project", train={"epochs": 1})
     shutil.copy2(REPO / "prefect.yaml", repo)  # the file under test, whether git tracks it yet or not
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the project's own store
     env |= {"PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "prefect-home")}
@@ -83,9 +87,10 @@ def test_the_readme_scale_out_steps_run_the_pipeline_on_a_process_worker(prefect
             _kill_flow_run(_read(prefect_server, run_id))
     said = log.read_text(encoding="utf-8", errors="replace")[-4000:]
     assert run is not None and run.state_name == "Completed", f"flow run {run and run.state}; the worker said:\n{said}"
-    # Every stage ran in the project folder: its outputs are there, as dvc.lock records them.
+    # The stages ran in the project folder: its outputs are there, as dvc.lock records them.
     lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
     assert set(lock["stages"]) == set(STAGES)
+    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 1  # retrained there
     assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=repo).stdout
 
 
@@ -96,13 +101,7 @@ def _read(api: str, run_id: str) -> FlowRun:
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
     """Stop the worker like Ctrl-C; by force if it ignores that (a background job ignores SIGINT)."""
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGINT)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=30)
+    stop_group(worker, signal.SIGINT, timeout=30)
 
 
 def _kill_flow_run(run: FlowRun) -> None:
