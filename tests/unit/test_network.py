@@ -99,5 +99,5 @@ def test_small_cnn_variants_take_any_size_and_shrink_the_map(stem: bool, separab
 def test_an_unresolved_small_cnn_is_never_built() -> None:
     from imgclf.training.network import build_model
 
-    with pytest.raises(RuntimeError, match=r"before imgclf\.autoconf\.resolve"):
+    with pytest.raises(RuntimeError, match=r"before imgclf\.training\.autoconf\.resolve"):
         build_model(2, 28, Model())

@@ -69,7 +69,7 @@ def test_without_a_signal_the_call_returns_and_raises_as_usual() -> None:
 
 HOLD = """
 import os, signal, subprocess
-from imgclf import stopping
+from imgclf.orchestration import stopping
 from imgclf.errors import Stopped
 
 def call():
