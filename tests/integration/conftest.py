@@ -12,7 +12,11 @@ from pipeline import make_project, run_pipeline
 
 @pytest.fixture(autouse=True)
 def local_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each project's own sqlite store, whatever the developer's shell points MLflow at."""
+    """Each project's own sqlite store, whatever the developer's shell points MLflow at.
+    mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI (for child processes): a module
+    fixture's stages, set up before this, left it pointing at their store, and deleting it
+    with monkeypatch alone put it back after every test. Clearing MLflow's URI first unsets it."""
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     yield
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
