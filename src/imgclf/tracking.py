@@ -1,4 +1,4 @@
-"""MLflow: where the store is, which experiment, and what every run is tagged with.
+"""MLflow: where the store is, which experiment, and the run a stage logs to or resumes.
 
 The default store is ``sqlite:///<absolute paths.mlruns>/mlflow.db`` with artifacts in
 ``<paths.mlruns>/artifacts``, both absolute, so runs from any working directory
@@ -8,18 +8,15 @@ The default store is ``sqlite:///<absolute paths.mlruns>/mlflow.db`` with artifa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
-import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from filelock import FileLock
 
 from imgclf import telemetry
@@ -151,42 +148,6 @@ def flatten(tree: Mapping[str, Any]) -> dict[str, str]:
     return {
         key: json.dumps(value) if isinstance(value, list | None) else str(value) for key, value in leaves(tree, ".")
     }
-
-
-def provenance(params: Params) -> dict[str, str]:
-    """Tags that say exactly what a run saw: the code's commit and the data's DVC hashes."""
-    root = params.root
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=True)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "git_commit": commit or "unknown",
-        "git_dirty": "unknown" if status is None else str(bool(status)).lower(),
-        "data_raw_md5": dvc_md5(root / f"{params.paths.raw}.dvc"),
-        "data_split_md5": _file_md5(params.path("split")),
-    }
-
-
-def dvc_md5(dvc_file: Path) -> str:
-    """The md5 DVC recorded for a `dvc add`-ed folder, or "untracked"."""
-    try:
-        outs = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["outs"]
-        return str(outs[0]["md5"])
-    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
-        return "untracked"
-
-
-def _file_md5(path: Path) -> str:
-    """md5 of the file's bytes: what DVC 3 records for a file output."""
-    with path.open("rb") as src:
-        return hashlib.file_digest(src, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def run_link(params: Params, experiment_id: str, run_id: str) -> str:

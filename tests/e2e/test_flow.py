@@ -45,7 +45,7 @@ from imgclf.errors import ImgclfError
 from imgclf.orchestration.dvcrun import STAGES
 from imgclf.orchestration.flowrun import run_flow
 from imgclf.params import load_params
-from imgclf.tracking import dvc_md5
+from imgclf.provenance import dvc_md5
 from netgate import Gate
 from pipeline import Reproduced, flow_project
 from runner import free_port, mlflow_server

@@ -13,7 +13,7 @@ from images import class_folder
 from imgclf.data import demo
 from imgclf.errors import StageInputError
 from imgclf.orchestration.dvcrun import record_data
-from imgclf.tracking import dvc_md5
+from imgclf.provenance import dvc_md5
 
 
 def files(folder: Path) -> dict[str, bytes]:

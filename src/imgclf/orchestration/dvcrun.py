@@ -73,7 +73,7 @@ def scripts_first() -> str:
 def record_data(root: Path, raw: str) -> bool:
     """``dvc add`` the raw folder, so every model points at a versioned data set; True if
     its content changed since the last recorded version (or none was recorded)."""
-    from imgclf.tracking import dvc_md5
+    from imgclf.provenance import dvc_md5
 
     pointer = root / f"{raw}.dvc"
     before = dvc_md5(pointer)

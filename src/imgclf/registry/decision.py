@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from imgclf import tracking
+from imgclf import provenance
 from imgclf.params import Params
 from imgclf.registry import registry
 
@@ -35,7 +35,7 @@ def version_tags(params: Params, run_id: str, model_hash: str, metrics: dict[str
     settings = params.model_dump(by_alias=True, exclude={"root", "paths"})
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     return {
-        **tracking.provenance(params),
+        **provenance.collect(params),
         "params_digest": digest[:16],
         "content_hash": model_hash,
         "run_id": run_id,

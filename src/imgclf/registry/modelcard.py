@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from imgclf import tracking
+from imgclf import provenance, tracking
 from imgclf.evaluation.reporting import confusion_table
 from imgclf.evaluation.scoring import flat_metrics
 from imgclf.params import AUGMENT_RANGES, Params
@@ -30,7 +30,7 @@ def render(
         trained: the MLflow params the training run logged: the settings it ran with,
             "auto" resolved (params.yaml may say "auto", or have changed since).
     """
-    tags = tracking.provenance(params)
+    tags = provenance.collect(params)
     m, t = params.model, params.train
 
     def ran(key: str) -> str:  # a train setting as the run logged it

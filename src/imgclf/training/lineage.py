@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from imgclf import tracking
+from imgclf import provenance, tracking
 from imgclf.data.datasets import read_csv
 from imgclf.data.manifest import read_manifest
 from imgclf.params import Params
@@ -24,7 +24,7 @@ def log_inputs(params: Params, train_rows: list[dict[str, str]], split_csv: Path
     import pandas as pd
 
     mlflow.log_params(tracking.flatten(params.model_dump(by_alias=True, exclude={"root"})))
-    mlflow.set_tags(tracking.provenance(params))
+    mlflow.set_tags(provenance.collect(params))
     content = {r.path: r.sha256 for r in read_manifest(params.path("manifest"))}
     split_rows = read_csv(split_csv)
     sets = {
