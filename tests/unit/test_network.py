@@ -9,9 +9,9 @@ import pytest
 
 from imgclf.errors import ParamsError
 from imgclf.params import Augment, Model
-from imgclf.training.phases import class_weights
 from imgclf.tracking import flatten, repo_root
 from imgclf.training.autoconf import PRESETS
+from imgclf.training.phases import class_weights
 
 SMALL = {"blocks": 3, "stem": False, "separable": False}  # small_cnn as autoconf fills it in for the demo
 
