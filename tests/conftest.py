@@ -10,17 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-# Telemetry off and no progress bars, whatever the developer's shell says.
-os.environ.update(
-    {
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-        "GX_ANALYTICS_ENABLED": "false",
-        "DVC_NO_ANALYTICS": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    }
-)
+from imgclf import telemetry
+
+# Telemetry off (not merely by default: whatever the developer's shell says), and quiet Prefect.
+os.environ.update({**telemetry.OFF, "PREFECT_LOGGING_LEVEL": "WARNING"})
 
 
 @pytest.fixture
