@@ -68,7 +68,8 @@ from train_speed import SEED_SIZE, seeds
 from validate_speed import timed
 
 from imgclf import telemetry
-from imgclf.data.datasets import Examples, read_csv, split_examples
+from imgclf.data.datasets import Examples, split_examples
+from imgclf.tables import read_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work" / "photo_speed"

@@ -47,9 +47,10 @@ from typing import Any
 
 from validate_speed import timed
 
-from imgclf.data.datasets import Examples, read_csv, split_examples
+from imgclf.data.datasets import Examples, split_examples
 from imgclf.data.manifest import read_manifest
 from imgclf.params import Model, Params
+from imgclf.tables import read_csv
 from imgclf.tfruntime import import_tensorflow
 from imgclf.training import autoconf
 

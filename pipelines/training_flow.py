@@ -21,10 +21,10 @@ from prefect.states import Cancelled
 from prefect.tasks import exponential_backoff
 
 from imgclf import tracking
-from imgclf.data.datasets import read_csv
 from imgclf.errors import Stopped
 from imgclf.orchestration import dvcrun, flowreports, stopping
 from imgclf.params import Params, load_params
+from imgclf.tables import read_csv
 
 REPORTED = ("validate", "evaluate", "register")  # the stages whose reports become artifacts
 

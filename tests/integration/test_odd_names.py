@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from images import class_folder, encode, rgb, write
-from imgclf.data.datasets import Examples, make_dataset, read_csv
+from imgclf.data.datasets import Examples, make_dataset
 from imgclf.data.imaging import Limits
 from imgclf.data.manifest import read_manifest
 from imgclf.data.scan import scan
@@ -22,6 +22,7 @@ from imgclf.params import Params, load_params
 from imgclf.serving import predict
 from imgclf.stages import augment, split, validate
 from imgclf.stages.split import assign
+from imgclf.tables import read_csv
 from models import tiny_model
 
 CR, LF = "cat/car\riage.png", "dog/line\nfeed.png"  # valid UTF-8: kept, and must stay one row each

@@ -28,11 +28,10 @@ import inprocess
 from faults import Launcher
 from images import learnable_folder, write
 from imgclf import tracking
-from imgclf.data.datasets import read_csv
-from imgclf.data.manifest import write_csv
 from imgclf.params import Params, load_params
 from imgclf.registry import registry
 from imgclf.stages import evaluate, register, train
+from imgclf.tables import read_csv, write_csv
 from pipeline import TINY, make_project, run_pipeline
 from runner import free_port, imgclf, wait_for_http
 from stores import copy_trained

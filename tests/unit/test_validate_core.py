@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from images import encode, rgb, write
-from imgclf.data.datasets import read_csv
 from imgclf.data.imaging import Limits
-from imgclf.data.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, escape_name, read_manifest, write_csv
+from imgclf.data.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, escape_name, read_manifest
 from imgclf.data.scan import is_clutter, list_candidates, resolve_duplicates, scan
 from imgclf.stages.validate import summarize
+from imgclf.tables import read_csv, write_csv
 
 
 def row(path: str, sha: str, status: str = OK, reason: str = "") -> ManifestRow:

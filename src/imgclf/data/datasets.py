@@ -7,13 +7,13 @@ so every image becomes the same pixels everywhere.
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgclf.data.imaging import TooLarge, load_rgb
+from imgclf.tables import read_csv
 
 if TYPE_CHECKING:
     import keras
@@ -25,12 +25,6 @@ if TYPE_CHECKING:
 class Examples:
     files: list[Path]  # absolute
     labels: list[int]  # index into the class list
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    """Rows as written by manifest.write_csv; quoted \\r and \\n inside a field (a file name) stay in it."""
-    with path.open(encoding="utf-8", newline="") as src:
-        return list(csv.DictReader(src))
 
 
 def split_examples(split_csv: Path, raw: Path, split: str, classes: list[str]) -> Examples:

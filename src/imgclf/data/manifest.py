@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
-
-from imgclf.atomic import replacing
 
 OK = "ok"
 EXCLUDED = "excluded"
@@ -47,18 +43,6 @@ def escape_name(name: str) -> str:
     Only for display and records: a name that really contains a backslash-x reads the same.
     """
     return name if is_utf8(name) else os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def write_csv(path: Path, rows: Iterable[Any], columns: Sequence[str]) -> None:
-    r"""Write rows (dataclasses or mappings) to ``path`` atomically, in ``columns`` order.
-
-    The csv module's default dialect (RFC 4180): "\r\n" line ends, and any field holding
-    a comma, quote, \r or \n is quoted, so a file name with a line break stays one row.
-    """
-    with replacing(path) as out:
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(row if isinstance(row, Mapping) else asdict(row) for row in rows)
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:

@@ -139,7 +139,8 @@ def write(result: PredictResult, output: Path | None) -> None:
     import sys
 
     from imgclf.atomic import write_json
-    from imgclf.data.manifest import escape_name, write_csv
+    from imgclf.data.manifest import escape_name
+    from imgclf.tables import write_csv
 
     names = columns(result.classes)
     rows = [{**row, "path": escape_name(row["path"])} for row in result.rows]

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgclf import owned
-from imgclf.data.datasets import read_csv
 from imgclf.data.imaging import load_rgb
-from imgclf.data.manifest import write_csv
 from imgclf.errors import StageInputError
 from imgclf.params import Params
 from imgclf.progress import track
+from imgclf.tables import read_csv, write_csv
 from imgclf.training import autoconf
 
 _BATCH = 64  # images of one size transformed together

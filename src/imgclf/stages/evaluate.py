@@ -12,9 +12,9 @@ from typing import Any
 
 from imgclf import owned, tracking
 from imgclf.atomic import write_json
-from imgclf.data.manifest import write_csv
 from imgclf.evaluation.candidate import load_candidate
 from imgclf.params import Params
+from imgclf.tables import write_csv
 
 
 @dataclass(frozen=True)

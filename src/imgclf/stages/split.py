@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgclf.atomic import write_json
-from imgclf.data.manifest import OK, ManifestRow, read_manifest, write_csv
+from imgclf.data.manifest import OK, ManifestRow, read_manifest
 from imgclf.errors import StageInputError
 from imgclf.params import Params, Split
+from imgclf.tables import write_csv
 
 SPLITS = ("train", "val", "test")
 # A class's realised fraction is checked only when `tolerance` is at least this many

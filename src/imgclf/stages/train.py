@@ -17,11 +17,11 @@ from typing import Any
 
 from imgclf import tracking
 from imgclf.atomic import write_json
-from imgclf.data.datasets import Examples, read_csv, split_examples
-from imgclf.data.manifest import write_csv
+from imgclf.data.datasets import Examples, split_examples
 from imgclf.errors import StageInputError
 from imgclf.params import Params
 from imgclf.serving.classifier import log_model
+from imgclf.tables import read_csv, write_csv
 from imgclf.training import autoconf, lineage, phases, trainset
 from imgclf.training import checkpoints as checkpoints_core
 

@@ -15,10 +15,11 @@ from typing import Any
 
 from imgclf.atomic import write_json
 from imgclf.data.imaging import Limits, Reason
-from imgclf.data.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, write_csv
+from imgclf.data.manifest import COLUMNS, EXCLUDED, OK, ManifestRow
 from imgclf.data.scan import scan
 from imgclf.errors import DataValidationError, StageInputError
 from imgclf.params import Params
+from imgclf.tables import write_csv
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import hashlib
 from pathlib import Path
 
 from imgclf import provenance, tracking
-from imgclf.data.datasets import read_csv
 from imgclf.data.manifest import read_manifest
 from imgclf.params import Params
+from imgclf.tables import read_csv
 
 
 def log_inputs(params: Params, train_rows: list[dict[str, str]], split_csv: Path) -> None:
