@@ -120,7 +120,7 @@ def tiny_project(root: Path) -> None:
     from imgclf.data.datasets import Examples, make_dataset
     from imgclf.data.demo import export
     from imgclf.params import load_params
-    from imgclf.serving.classifier import log_model
+    from imgclf.serving.pyfunc import log_model
     from imgclf.training import autoconf
     from imgclf.training.network import build_model
 

@@ -205,6 +205,7 @@ def main() -> None:
 
     import imgclf.cli
     import imgclf.serving.classifier
+    import imgclf.serving.pyfunc
     import imgclf.stages.evaluate
     import imgclf.stages.register  # noqa: F401
 

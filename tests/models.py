@@ -29,7 +29,7 @@ def log_tiny_model(root: Path, max_pixels: int, size: int = 8) -> str:
 
     from imgclf import tracking
     from imgclf.params import load_params
-    from imgclf.serving.classifier import log_model
+    from imgclf.serving.pyfunc import log_model
 
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump({"validate": {"max_pixels": max_pixels}}), encoding="utf-8")

@@ -25,7 +25,8 @@ from imgclf.data.imaging import load_rgb
 from imgclf.evaluation.scoring import probabilities
 from imgclf.params import load_params
 from imgclf.serving import predict
-from imgclf.serving.classifier import Classifier, log_model
+from imgclf.serving.classifier import Classifier
+from imgclf.serving.pyfunc import log_model
 from imgclf.serving.server import FastPath, Receive, Scope, Send
 from models import tiny_model
 

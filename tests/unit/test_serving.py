@@ -11,15 +11,8 @@ import pandas as pd
 import pytest
 
 from images import encode, pixels, png_bomb, rgb
-from imgclf.serving.classifier import (
-    Classifier,
-    InputError,
-    Limits,
-    as_uint8_image,
-    decode_cell,
-    iter_images,
-    read_images,
-)
+from imgclf.serving.classifier import Classifier
+from imgclf.serving.requests import InputError, Limits, as_uint8_image, decode_cell, iter_images, read_images
 from models import tiny_model
 
 

@@ -61,7 +61,7 @@ PACKAGE = "imgclf"
 # (importer, imported) edges left out of every stage's closure but check's; see the docstring.
 VALIDATED_BY_CHECK = {("imgclf.params", "imgclf.training.network")}
 # Code a stage runs without importing it: stage -> module -> where the path is written.
-RUN_BY_PATH = {"train": {"imgclf.serving.model_code": "imgclf.serving.classifier"}}
+RUN_BY_PATH = {"train": {"imgclf.serving.model_code": "imgclf.serving.pyfunc"}}
 # Functions whose params.model_dump() records the settings beside an output, computing
 # nothing from them; a stage depending on every section for them would rerun (train: for
 # minutes) on any change to params.yaml.

@@ -58,7 +58,7 @@ def score_champion(
     models: registry.Registry, candidate: Classifier, test: Examples, params: Params
 ) -> dict[str, Any] | None:
     """The champion's version and F1 on this test split, or why it could not be scored."""
-    from imgclf.serving.classifier import load_pyfunc
+    from imgclf.serving.pyfunc import load_pyfunc
 
     version = models.champion()
     if version is None:

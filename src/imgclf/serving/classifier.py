@@ -1,38 +1,18 @@
 """The model as users call it: images in, a label and one probability per class out.
 
-``Classifier`` is the core that ``imgclf predict``, the register stage (scoring the
-champion) and the registered MLflow pyfunc (``serving/model_code.py``) share. The pyfunc
-accepts images as clients send them:
-
-- a DataFrame (``dataframe_split``/``dataframe_records`` in JSON) or a dict
-  (``inputs: {"image": [...]}``) with a column ``image`` whose cells are base64 text
-  of an image file (JPEG, PNG, GIF, BMP, WebP, TIFF), raw file bytes, or
-  (height, width, 3) arrays;
-- an array, (height, width, 3) or (batch, height, width, 3), of whole numbers from 0
-  to 255: integers, or floats such as 12.0 (``inputs``/``instances`` in JSON). NaN,
-  infinities, fractions (a 0-1 scaled image) and values outside 0-255 are refused:
-  casting them would answer for another image.
-
-Every request is held to ``Limits``, recorded with the model: at most ``max_images``
-images, each at most ``max_pixels`` pixels as its header declares (validate.max_pixels),
-checked before any pixel is decoded. A refused request names the image (``image 3: ...``)
-and is answered 400. Images are resized as they are decoded, so a request holds one
-decoded image at a time.
-
-Output: a DataFrame with ``label`` and ``p_<class>`` for each class, one row per image.
-Decoding goes through imaging.load_rgb at the model's image_size, the training
-pipeline's own conversion (``Classifier.request_probabilities``): a JPEG decodes
+``Classifier`` is the core that evaluate, register (scoring the champion), ``imgclf
+predict``, the registered MLflow pyfunc (``serving/model_code.py``) and ``imgclf serve``
+share. Output: ``label`` and ``p_<class>`` for each class, one row per image. Decoding
+goes through imaging.load_rgb at the model's image_size, the training pipeline's own
+conversion (``Classifier.request_probabilities``, over serving.requests): a JPEG decodes
 DCT-scaled as in training, so a served photo gets training's pixels, and quickly.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
@@ -40,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imgclf.data.imaging import TooLarge, load_rgb
+from imgclf.serving.requests import DEFAULT_MAX_PIXELS, Limits, iter_images
 
 if TYPE_CHECKING:
     import keras
@@ -48,42 +28,6 @@ if TYPE_CHECKING:
 
     from imgclf.data.datasets import Examples
     from imgclf.evaluation.scoring import Scored
-
-KERAS_ARTIFACT = "keras_model"  # names of the pyfunc's artifacts
-CLASSES_ARTIFACT = "classes"
-
-
-# validate.max_pixels' default (Pillow's own bomb threshold, ~ 268 MB as RGB): the limit
-# of models logged before the limit was recorded with them.
-DEFAULT_MAX_PIXELS = 89_478_485
-# One model call's batch. 64 images of 12 Mpx (a phone photo) are ~2.3 GB to decode one
-# after another; more per request only lengthens the wait of the requests behind it.
-DEFAULT_MAX_IMAGES = 64
-
-
-class InputError(ValueError):
-    """A request the model cannot read; the message names the row."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may hold; recorded as the pyfunc's model config (``log_model``)."""
-
-    max_pixels: int = DEFAULT_MAX_PIXELS  # per image, from its header, before decoding
-    max_images: int = DEFAULT_MAX_IMAGES  # per request
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> Limits:
-        """From a model config (a models logged without one gets the defaults)."""
-        config = config or {}
-        values = {key: config.get(key, getattr(cls, key)) for key in ("max_pixels", "max_images")}
-        for key, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"model config {key}: must be a positive integer, got {value!r}")
-        return cls(**values)
-
-    def config(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -184,147 +128,3 @@ def probability_columns(classes: Iterable[str]) -> list[str]:
     """``p_<class>`` for each class, in order: the columns of every answer and table of
     probabilities (the served model's, ``imgclf predict``'s, evaluate's predictions)."""
     return [f"p_{c}" for c in classes]
-
-
-def decode_cell(cell: Any, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> np.ndarray:
-    """One ``image`` cell (base64 text, file bytes or an array) as (height, width, 3) uint8.
-
-    A file whose header declares more than ``max_pixels`` pixels is refused before decoding;
-    with ``min_side`` (the model's image_size) a JPEG decodes DCT-scaled (imaging.load_rgb).
-    An array is taken as given.
-    """
-    if isinstance(cell, str):
-        try:
-            cell = base64.b64decode(cell, validate=True)
-        except (binascii.Error, ValueError):
-            raise InputError("not base64 text") from None
-    if isinstance(cell, bytes | bytearray):
-        try:
-            return load_rgb(bytes(cell), max_pixels, min_side)
-        except TooLarge as exc:
-            raise InputError(f"image too large: {exc} (the model's max_pixels, validate.max_pixels)") from None
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad bytes
-            raise InputError(f"not a readable image ({type(exc).__name__})") from None
-    return as_uint8_image(_as_array(cell), max_pixels)
-
-
-def as_uint8_image(array: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A (height, width, 3) array of whole numbers 0-255 as uint8; anything else is refused.
-
-    Floats are accepted only when every value is a whole number: a fraction means the
-    client scaled (0-1) or interpolated, and truncating it would answer for another image.
-    """
-    if array.ndim != 3 or array.shape[-1] != 3 or not array.size:
-        raise InputError(f"an image array must be (height, width, 3), got {array.shape}")
-    if array.shape[0] * array.shape[1] > max_pixels:
-        raise InputError(
-            f"image too large: {array.shape[1]}x{array.shape[0]}, over the model's max_pixels {max_pixels}"
-        )
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype.kind not in "iuf":  # bool, complex, strings, objects
-        raise InputError(f"image array values must be numbers from 0 to 255, got {array.dtype} values")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise InputError("image array values must be numbers from 0 to 255, found NaN or infinity")
-    low, high = array.min(), array.max()
-    if low < 0 or high > 255:
-        raise InputError(f"image array values must be numbers from 0 to 255, found {low if low < 0 else high}")
-    if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
-        fraction = array[array != np.round(array)].flat[0]
-        raise InputError(
-            f"image array values must be whole numbers from 0 to 255 (uint8 pixels), found {fraction}; "
-            "a 0-1 scaled image must be multiplied by 255 and rounded"
-        )
-    return array.astype(np.uint8)
-
-
-def _as_array(value: Any) -> np.ndarray:
-    try:
-        return np.asarray(value)
-    except ValueError:  # ragged nested lists
-        raise InputError("an image array must be (height, width, 3) numbers, with rows of one length") from None
-
-
-def iter_images(model_input: Any, limits: Limits = Limits(), min_side: int | None = None) -> Iterator[np.ndarray]:
-    """Every image of a request, in order, decoded one at a time as the caller asks;
-    files at ``min_side`` (decode_cell).
-
-    Raises:
-        InputError: naming the first bad image (``image 3: ...``); over ``limits.max_images``
-            before any is decoded.
-    """
-    import pandas as pd
-
-    if isinstance(model_input, pd.DataFrame | dict):
-        if "image" not in model_input:
-            raise InputError("expected a column named 'image' (base64-encoded image bytes)")
-        cells: Any = model_input["image"]
-        cells = list(cells) if isinstance(cells, pd.Series | np.ndarray | list | tuple) else [cells]
-    else:
-        array = _as_array(model_input)
-        if array.ndim not in (3, 4):
-            raise InputError(
-                "expected a column 'image', or an array of shape (height, width, 3) or (n, height, width, 3)"
-            )
-        cells = [array] if array.ndim == 3 else array
-    if len(cells) > limits.max_images:
-        raise InputError(f"{len(cells)} images in one request; at most {limits.max_images}: send them in several")
-    for row, cell in enumerate(cells):
-        try:
-            yield decode_cell(cell, limits.max_pixels, min_side)
-        except InputError as exc:
-            raise InputError(f"image {row}: {exc}") from None
-
-
-def read_images(model_input: Any, limits: Limits = Limits()) -> list[np.ndarray]:
-    """Every image of a request, decoded (``iter_images`` holds one at a time)."""
-    return list(iter_images(model_input, limits))
-
-
-def load_pyfunc(uri: str) -> Any:
-    """The Python object behind a pyfunc model URI (for imgclf models, an ``ImageClassifier``
-    whose ``classifier`` is a Classifier)."""
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model()
-
-
-def log_model(model_file: Path, classes_file: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
-    """Log the served model to the active run: imgclf/serving/model_code.py with the Keras file
-    and classes.json as artifacts, and the imgclf package as its code, so the model loads
-    wherever its pip requirements are installed. Returns its models:/ URI.
-
-    Args:
-        max_pixels: validate.max_pixels, recorded with the model (its model config, with
-            the per-request image count) so a server applies it without params.yaml.
-    """
-    from importlib.metadata import version
-
-    import mlflow
-
-    import imgclf
-
-    package = Path(imgclf.__file__).parent
-    # Explicit requirements: inferring them would load the model in a subprocess (~16 s)
-    # or, in a uv project, export every dependency of the pipeline.
-    requirements = [
-        f"{name}=={version(name)}" for name in ("tensorflow", "keras", "mlflow", "numpy", "pandas", "pillow")
-    ]
-    saved = os.environ.get("MLFLOW_LOG_UV_FILES")
-    # Without this MLflow copies the project's uv.lock (the whole pipeline's) into the model.
-    os.environ["MLFLOW_LOG_UV_FILES"] = "false"
-    try:
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(package / "serving" / "model_code.py"),
-            artifacts={KERAS_ARTIFACT: str(model_file), CLASSES_ARTIFACT: str(classes_file)},
-            code_paths=[str(package)],
-            pip_requirements=requirements,
-            model_config=Limits(max_pixels=max_pixels).config(),
-        )
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_LOG_UV_FILES", None)
-        else:
-            os.environ["MLFLOW_LOG_UV_FILES"] = saved
-    return str(info.model_uri)

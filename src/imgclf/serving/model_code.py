@@ -4,7 +4,7 @@ It is logged with the model and executed by ``mlflow.pyfunc.load_model`` and
 ``mlflow models serve``; nothing in imgclf imports it. Logging the code rather than a
 pickled object means loading a model never unpickles anything; the Keras file loads
 with ``safe_mode=True``. The artifacts are the Keras file and its classes.json; the
-model config holds the request limits (imgclf.serving.classifier.Limits: max_pixels from
+model config holds the request limits (imgclf.serving.requests.Limits: max_pixels from
 validate.max_pixels, max_images), which ``mlflow.pyfunc.load_model(model_config=...)``
 or MLflow's SERVING_MODEL_CONFIG can override.
 """
@@ -20,7 +20,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc.model import PythonModel
 
-from imgclf.serving.classifier import CLASSES_ARTIFACT, KERAS_ARTIFACT, Classifier, InputError, Limits
+from imgclf.serving.classifier import Classifier
+from imgclf.serving.pyfunc import CLASSES_ARTIFACT, KERAS_ARTIFACT
+from imgclf.serving.requests import InputError, Limits
 
 
 class ImageClassifier(PythonModel):
@@ -41,7 +43,7 @@ class ImageClassifier(PythonModel):
         )
 
     # MLflow reads this hint: a DataFrame hint switches its input validation off, which
-    # these inputs need; dicts and arrays are accepted as well (imgclf.serving.classifier.iter_images).
+    # these inputs need; dicts and arrays are accepted as well (imgclf.serving.requests.iter_images).
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         try:
             # Decoded one at a time as the batch fills: an error may come after some were.

@@ -20,7 +20,8 @@ from imgclf.data.scan import is_clutter
 from imgclf.errors import StageInputError
 from imgclf.params import Params
 from imgclf.progress import track
-from imgclf.serving.classifier import Classifier, load_pyfunc, probability_columns
+from imgclf.serving.classifier import Classifier, probability_columns
+from imgclf.serving.pyfunc import load_pyfunc
 
 log = logging.getLogger(__name__)
 

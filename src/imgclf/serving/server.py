@@ -212,7 +212,7 @@ class FastPath:
 
     def answer(self, body: bytes) -> tuple[int, bytes] | None:
         """(status, JSON) as MLflow's app would give them, or None to leave the request to it."""
-        from imgclf.serving.classifier import InputError
+        from imgclf.serving.requests import InputError
 
         try:
             given = model_input(json.loads(body))

@@ -20,7 +20,7 @@ from imgclf.atomic import write_json
 from imgclf.data.datasets import Examples, split_examples
 from imgclf.errors import StageInputError
 from imgclf.params import Params
-from imgclf.serving.classifier import log_model
+from imgclf.serving.pyfunc import log_model
 from imgclf.tables import read_csv, write_csv
 from imgclf.training import autoconf, lineage, phases, trainset
 from imgclf.training import checkpoints as checkpoints_core
