@@ -44,12 +44,18 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def start(kind: str, grace: float) -> tuple[subprocess.Popen[str], list[int]]:
+def start(kind: str, grace: float, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], list[int]]:
+    """The driver; ``sigint_ignored``: started as `nohup imgclf serve &` starts imgclf, SIGINT ignored."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, CHILD, kind, str(grace)],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
     )
     assert driver.stdout is not None
     line = driver.stdout.readline()  # the child prints once its worker runs
@@ -71,9 +77,13 @@ def stop(driver: subprocess.Popen[str], signum: int, pids: list[int], within: fl
         driver.wait()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_the_parent_stops_the_child_and_its_worker(signum: int) -> None:
-    driver, pids = start("polite", grace=5)
+@pytest.mark.parametrize(
+    ("signum", "sigint_ignored"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+    ids=["SIGTERM", "SIGINT", "SIGINT-started-in-the-background"],
+)
+def test_a_signal_to_the_parent_stops_the_child_and_its_worker(signum: int, sigint_ignored: bool) -> None:
+    driver, pids = start("polite", grace=5, sigint_ignored=sigint_ignored)
     code, took = stop(driver, signum, pids, within=5)
     assert not any(alive(pid) for pid in pids), pids
     assert code == 0 and took < 5  # the child died of the forwarded signal: a stop as asked

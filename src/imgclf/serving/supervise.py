@@ -33,7 +33,7 @@ def run_child(command: list[str], env: Mapping[str, str], grace: float = 7.0) ->
     Returns its exit status: 0 when it stopped as asked (uvicorn ends by re-raising the
     signal it was sent), else 128 + N when signal N ended it (the shell's convention).
     """
-    process = subprocess.Popen(command, env=dict(env), start_new_session=True, preexec_fn=_die_with_parent)
+    process = subprocess.Popen(command, env=dict(env), start_new_session=True, preexec_fn=_in_child)
     asked: list[float] = []  # when each stop signal arrived
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -64,8 +64,15 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL (Linux only)."""
+def _in_child() -> None:
+    """In the child, before exec: the stop signals' default handling, and SIGTERM when the
+    parent dies, even by SIGKILL (Linux only).
+
+    A process started in the background by a non-interactive shell (`nohup imgclf serve &`,
+    some service managers) inherits SIGINT ignored, and Python keeps an ignored SIGINT
+    ignored: the server would sit out the SIGINT we forward until the grace ran out."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
