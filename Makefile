@@ -28,7 +28,7 @@ install: .venv/.installed
 run: install
 	$(RUN) imgclf demo-data --if-empty
 	$(RUN) dvc repro
-	$(RUN) dvc metrics show
+	$(RUN) imgclf summary
 
 ## Lint, types, then the whole test suite, slow tests included (pytest exit 5, "no tests", is not a failure).
 test: lint

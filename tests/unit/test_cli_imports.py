@@ -48,3 +48,17 @@ def test_a_params_error_is_reported_before_tensorflow_is_imported(tmp_path: Path
 def test_help_imports_no_heavy_library(tmp_path: Path) -> None:
     seen, _ = run([["--help"], ["train", "--help"]], tmp_path)
     assert seen == {"--help": [0, []], "train --help": [0, []]}
+
+
+def test_listing_training_files_and_the_run_summary_import_no_heavy_library(tmp_path: Path) -> None:
+    """Online augment only lists files, and `imgclf summary` only reads two reports: neither
+    may pay TensorFlow's 5-10 s import (make run calls both)."""
+    (tmp_path / "params.yaml").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "split.csv").write_text("path,label,split\r\ncat/a.png,cat,train\r\n", encoding="utf-8")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps({"f1": 0.9, "test_images": 10}), encoding="utf-8")
+    promotion = {"model_name": "m", "version": "1", "decision": "champion", "reasons": ["first version"]}
+    (tmp_path / "reports" / "promotion.json").write_text(json.dumps(promotion), encoding="utf-8")
+    seen, stderr = run([["augment"], ["summary"]], tmp_path)
+    assert seen == {"augment": [0, []], "summary": [0, []]}, stderr

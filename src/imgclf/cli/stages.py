@@ -96,7 +96,9 @@ def split(ctx: typer.Context) -> None:
 @app.command(rich_help_panel=PANEL)
 def augment(ctx: typer.Context) -> None:
     """List the training files; in offline mode, write augmented variants of the train split."""
-    params = params_then_tensorflow(ctx)
+    params = call(ctx, lambda: params_of(ctx))
+    if params.augment.mode == "offline":  # only offline mode runs Keras layers; listing needs no TensorFlow
+        quiet_tensorflow()
     from imgclf.stages import augment as stage
 
     result = call(ctx, lambda: stage.run(params))
@@ -147,3 +149,13 @@ def register(ctx: typer.Context) -> None:
     out.print(f"register: {p['model_name']} version {p['version']}: {p['decision']} ({p['summary']})")
     for reason in p["reasons"]:
         out.print(f"  - {reason}")
+
+
+@app.command(rich_help_panel=PANEL)
+def summary(ctx: typer.Context) -> None:
+    """The last run in a few lines: test metrics, the registry's decision, where to look next."""
+    from imgclf.evaluation.summary import summary_lines
+
+    params = call(ctx, lambda: params_of(ctx))
+    for line in call(ctx, lambda: summary_lines(params)):
+        out.print(line)
