@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgclf import owned
+from imgclf.atomic import publish
 from imgclf.data.manifest import COLUMNS, OK, ManifestRow
 from imgclf.params import Validate
 
@@ -91,6 +92,7 @@ def check(rows: list[ManifestRow], cfg: Validate, docs_dir: Path) -> dict[str, d
     tables = dict(zip(("manifest", "class_counts"), frames(rows, cfg), strict=True))
     outcomes: dict[str, dict[str, Any]] = {}
     build = Path(tempfile.mkdtemp(dir=_parent(docs_dir), prefix=f".{docs_dir.name}."))
+    publish(build)
     try:
         context = _context(build)
         source = context.data_sources.add_pandas("imgclf")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgclf import owned
+from imgclf.atomic import publish
 from imgclf.data.imaging import load_rgb
 from imgclf.errors import StageInputError
 from imgclf.params import Params
@@ -86,6 +87,7 @@ def _write_variants(params: Params, train: list[tuple[str, str]], out: Path) -> 
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    publish(staging)
     files = []
     try:
         owned.mark(staging, "augment")
