@@ -12,7 +12,7 @@ What it measures (figures are printed; nothing here fails the run):
 2. Memory: a fresh interpreter scans N/4, N/2 and N JPEGs; peak RSS of that process and
    of its pool workers, and their growth per 1000 images. Goal: flat, apart from the
    per-row manifest metadata.
-3. The whole stage (``imgclf.stages.validate.run``) once on the demo folder, in a fresh
+3. The whole stage (``imgclf validate``) once on the demo folder, in a fresh
    interpreter, split into scan, Great Expectations import, and the rest (suites,
    Data Docs, manifest and report).
 4. With ``--profile``, or when a speed goal is missed: per-image cost of each step on one
@@ -64,7 +64,6 @@ from imgclf.data import scan as scanning  # noqa: E402
 from imgclf.data.imaging import Limits, probe  # noqa: E402
 from imgclf.data.manifest import OK, ManifestRow  # noqa: E402
 from imgclf.params import Validate  # noqa: E402
-from imgclf.stages import validate  # noqa: E402
 
 T = TypeVar("T")
 
@@ -83,8 +82,8 @@ GOAL_PNG = 5000  # images/s
 GOAL_GROWTH_PARENT = 3.0  # the parent holds the rows
 GOAL_GROWTH_WORKERS = 1.0  # a worker holds one chunk of paths and results at a time
 BUSY = 0.25  # cores used by other processes above which a timing is flagged
-# Below this many files scan probes in-process; read from the stage so the labels stay true.
-IN_PROCESS_BELOW: int = getattr(validate, "_IN_PROCESS_BELOW", 256)
+# Below this many files scan probes in-process; read from the scan core so the labels stay true.
+IN_PROCESS_BELOW: int = scanning._IN_PROCESS_BELOW
 
 
 # --- data ---------------------------------------------------------------------------
@@ -419,19 +418,17 @@ def write_params(folder: Path) -> Path:
 
 
 def child_stage(params_file: Path) -> dict[str, Any]:
-    """In a fresh interpreter (GX not yet imported): the stage's wall time, split in three."""
-    from imgclf.errors import DataValidationError
-    from imgclf.params import load_params
+    """In a fresh interpreter (GX not yet imported): `imgclf validate`'s wall time, split in three."""
+    from imgclf.cli import app
 
     started = time.perf_counter()
-    params = load_params(params_file)
-    # Imported here only to time it apart; run() would import it right after the scan.
+    # Imported here only to time it apart; the stage would import it right after the scan.
     import great_expectations
     import great_expectations.expectations  # noqa: F401
 
     imported = time.perf_counter()
     scan_seconds: list[float] = []
-    real_scan = validate.scan
+    real_scan = scanning.scan
 
     def timed_scan(*args: Any, **kwargs: Any) -> tuple[list[ManifestRow], Counter[str]]:
         begun = time.perf_counter()
@@ -439,20 +436,16 @@ def child_stage(params_file: Path) -> dict[str, Any]:
         scan_seconds.append(time.perf_counter() - begun)
         return result
 
-    validate.scan = timed_scan  # run() looks scan up in its module when it is called
-    success = True
-    try:
-        validate.run(params)
-    except DataValidationError as exc:  # still a whole run: report it, do not stop
-        print(f"validation failed: {exc}", file=sys.stderr)
-        success = False
+    # The command imports its stage when it runs, and the stage binds scan then.
+    scanning.scan = timed_scan
+    code = app(["--params", str(params_file), "validate"], prog_name="imgclf", standalone_mode=False)
     finished = time.perf_counter()
     return {
         "total": finished - started,
         "gx_import": imported - started,
         "scan": sum(scan_seconds),
         "rest": finished - imported - sum(scan_seconds),
-        "success": success,
+        "success": not code,  # a failed validation is still a whole run: reported, not stopped
     }
 
 

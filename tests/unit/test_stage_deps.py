@@ -282,6 +282,20 @@ def test_no_stage_imports_another_stage(name: str) -> None:
     assert not others, f"stage {name} imports {', '.join(sorted(others))}: move what they share into a core"
 
 
+def test_benchmarks_import_cores_not_stages() -> None:
+    """A benchmark times a core, or a stage as users run it (the CLI): never a stage module
+    it would have to reach into."""
+    for script in sorted((ROOT / "bench").glob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        stages = sorted(n for n in names if n == "imgclf.stages" or n.startswith("imgclf.stages."))
+        assert not stages, f"bench/{script.name} imports {', '.join(stages)}"
+
+
 # --- the params: what the code reads ---------------------------------------------------
 
 
