@@ -350,7 +350,10 @@ def bench_set(name: str, raw: Path, seeds_n: int, quick: bool, detail: bool, pea
         if detail and split_seed == 0:
             set_param(project, "train", "image_size", DETAIL_SIZE)
             started = time.perf_counter()
-            thumb = ours(project, test, classes, {})
+            try:
+                thumb = ours(project, test, classes, {})
+            finally:  # the project is left as the defaults' run found it, for whoever reuses it
+                set_param(project, "train", "image_size", "auto")
             seconds.setdefault(f"detail check (train + evaluate at {DETAIL_SIZE} px)", []).append(
                 time.perf_counter() - started
             )
