@@ -28,6 +28,7 @@ import inprocess
 from faults import Launcher
 from images import learnable_folder, write
 from imgclf import tracking
+from imgclf.errors import StageInputError
 from imgclf.params import Params, load_params
 from imgclf.registry import registry
 from imgclf.stages import evaluate, register, train
@@ -96,6 +97,24 @@ def test_the_same_model_is_never_a_second_version(project: Params) -> None:
     assert result.promotion["decision"] == "unchanged" and result.promotion["version"] == "1"
     assert [str(v.version) for v in models_of(project).versions()] == ["1"]
     assert models_of(project).champion() == "1"
+
+
+@pytest.mark.parametrize("stale", ["evaluated_content_hash", "evaluated_split_md5"])
+def test_register_gates_only_on_scores_evaluate_wrote_for_this_model_and_split(project: Params, stale: str) -> None:
+    """register takes the candidate's scores from evaluate's reports: reports of another
+    model or split (a train or split since) are refused, and nothing is registered."""
+    client = client_of(project)
+    run_id = json.loads(project.path("run").read_text(encoding="utf-8"))["run_id"]
+    tags = client.get_run(run_id).data.tags
+    assert tags["evaluated_content_hash"] == registry.content_hash(project.path("model"))
+    client.set_tag(run_id, stale, "0" * 32)
+    try:
+        with pytest.raises(StageInputError, match=r"no scores of this model on this test split; run `imgclf evaluate`"):
+            register.run(project)
+    finally:
+        client.set_tag(run_id, stale, tags[stale])
+    assert [str(v.version) for v in models_of(project).versions()] == ["1"]
+    assert register.run(project).promotion["decision"] == "unchanged"
 
 
 def test_a_worse_model_stays_challenger_then_promote_and_rollback(project: Params) -> None:

@@ -25,7 +25,7 @@ for args in json.loads(sys.argv[1]):
 print(json.dumps(seen))
 """
 
-# Every command that imports TensorFlow for its work.
+# Every command that may import TensorFlow for its work (augment in offline mode, register with a champion).
 TENSORFLOW_COMMANDS = [["augment"], ["train"], ["evaluate"], ["register"], ["predict", "photo.jpg"]]
 
 

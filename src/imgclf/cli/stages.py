@@ -142,7 +142,9 @@ def evaluate(ctx: typer.Context) -> None:
 @app.command(rich_help_panel=PANEL)
 def register(ctx: typer.Context) -> None:
     """Register the trained model in the MLflow registry; the gate decides if it becomes champion."""
-    params = params_then_tensorflow(ctx)
+    # No TensorFlow up front: the model's scores are evaluate's, and only a champion to
+    # score against loads a model (its pyfunc imports TensorFlow quietly).
+    params = call(ctx, lambda: params_of(ctx))
     from imgclf.stages import register as stage
 
     p = call(ctx, lambda: stage.run(params)).promotion

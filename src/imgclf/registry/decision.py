@@ -55,7 +55,7 @@ def describe(params: Params, tags: dict[str, str]) -> str:
 
 
 def score_champion(
-    models: registry.Registry, candidate: Classifier, test: Examples, params: Params
+    models: registry.Registry, classes: list[str], test: Examples, params: Params
 ) -> dict[str, Any] | None:
     """The champion's version and F1 on this test split, or why it could not be scored."""
     from imgclf.serving.pyfunc import load_pyfunc
@@ -69,10 +69,10 @@ def score_champion(
     except Exception as exc:  # noqa: BLE001 - any model the registry holds; it is reported, not raised
         problem = f"the champion (version {version}) could not be loaded ({type(exc).__name__}): promote by hand"
         return {"version": version, "f1": None, "problem": problem}
-    if champion.classes != candidate.classes:
+    if champion.classes != classes:
         problem = (
             f"the champion (version {version}) predicts {champion.classes}, the data now has "
-            f"{candidate.classes}: compare them yourself and `imgclf promote`"
+            f"{classes}: compare them yourself and `imgclf promote`"
         )
         return {"version": version, "f1": None, "problem": problem}
     scored = champion.score(test, params.evaluate.positive_class, params.evaluate.threshold, params.train.batch_size)

@@ -22,7 +22,6 @@ import json
 import logging
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock
 
 from imgclf.errors import ImgclfError
+from imgclf.provenance import content_hash as content_hash  # a version's identity: its content_hash tag
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -128,37 +128,6 @@ def decide(
     else:
         reasons.append(f"f1 {f1:.4f} beats the champion's {champion_f1:.4f} by {f1 - champion_f1:.4f}")
     return Gate(promote=passed, reasons=reasons)
-
-
-def content_hash(model_file: Path) -> str:
-    """sha256 of a .keras file's config and weights: equal for the same model saved twice,
-    in any process.
-
-    The archive's metadata.json holds the save date, and its config numbers shared
-    objects by their Python id() (a memory address): both would make every save of an
-    unchanged model a new version. The date is left out, the ids renumbered in order.
-    """
-    digest = hashlib.sha256()
-    with zipfile.ZipFile(model_file) as archive:
-        for name in sorted(n for n in archive.namelist() if n != "metadata.json"):
-            data = archive.read(name)
-            if name == "config.json":
-                data = json.dumps(_renumber(json.loads(data), {}), sort_keys=True).encode()
-            digest.update(name.encode() + b"\0")
-            digest.update(data)
-    return digest.hexdigest()
-
-
-def _renumber(node: Any, seen: dict[Any, int]) -> Any:
-    """The config with each shared_object_id replaced by its order of first appearance."""
-    if isinstance(node, dict):
-        return {
-            key: seen.setdefault(value, len(seen)) if key == "shared_object_id" else _renumber(value, seen)
-            for key, value in node.items()
-        }
-    if isinstance(node, list):
-        return [_renumber(item, seen) for item in node]
-    return node
 
 
 @contextmanager

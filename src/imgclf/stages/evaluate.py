@@ -12,7 +12,7 @@ from typing import Any
 
 from imgclf import owned, tracking
 from imgclf.atomic import write_json
-from imgclf.evaluation.candidate import load_candidate
+from imgclf.evaluation.candidate import evaluated_tags, load_candidate
 from imgclf.params import Params
 from imgclf.tables import write_csv
 
@@ -79,4 +79,6 @@ def run(params: Params) -> EvaluateResult:
         for key in ("metrics", "predictions", "confusion_matrix"):
             mlflow.log_artifact(str(params.path(key)), artifact_path="evaluation")
         mlflow.log_artifacts(str(plots), artifact_path="evaluation/plots")
+        # Last, after every report is written and logged: register trusts the reports with these.
+        mlflow.set_tags(evaluated_tags(params))
     return EvaluateResult(metrics=scored.metrics, run_id=run_id)

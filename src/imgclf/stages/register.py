@@ -16,7 +16,7 @@ from typing import Any
 from imgclf import tracking
 from imgclf.atomic import replacing, write_json
 from imgclf.errors import StageInputError
-from imgclf.evaluation.candidate import load_candidate
+from imgclf.evaluation.candidate import evaluated, test_split, trained_classes
 from imgclf.evaluation.scoring import flat_metrics
 from imgclf.params import Params
 from imgclf.registry import decision, modelcard, registry
@@ -39,13 +39,14 @@ def run(params: Params) -> RegisterResult:
     # could be mistaken for this model's (and DVC sees the stage's outputs missing).
     for key in ("promotion", "model_card"):
         params.path(key).unlink(missing_ok=True)
-    candidate, test = load_candidate(params)
-    scored = candidate.score(test, params.evaluate.positive_class, params.evaluate.threshold, params.train.batch_size)
-    metrics = flat_metrics(scored.metrics)
+    classes = trained_classes(params)
     model_hash = registry.content_hash(params.path("model"))
+    tracking.use_experiment(params)
+    trained = mlflow.MlflowClient().get_run(saved["run_id"]).data  # what the run ran with, and evaluate's tags
+    scores, confusion = evaluated(params, classes, trained.tags, model_hash)
+    metrics = flat_metrics(scores)
     tags = decision.version_tags(params, saved["run_id"], model_hash, metrics)
 
-    tracking.use_experiment(params)
     cfg = params.registry
     models = registry.Registry(mlflow.MlflowClient(), cfg.model_name)
     with registry.decision_lock(tracking.tracking_uri(params)):
@@ -61,7 +62,7 @@ def run(params: Params) -> RegisterResult:
             models.drop_duplicates(model_hash)
         if version is not None and "gate_decision" not in version.tags and str(version.version) != models.champion():
             # New, or registered by a run that died before its gate.
-            champion = decision.score_champion(models, candidate, test, params)
+            champion = decision.score_champion(models, classes, test_split(params, classes), params)
             outcome = decision.gate(models, str(version.version), metrics, champion, cfg)
         else:  # registered and gated (or promoted by hand) before
             outcome = decision.unchanged(models, version)
@@ -81,8 +82,7 @@ def run(params: Params) -> RegisterResult:
         "run_id": saved["run_id"],
         "data_split_md5": tags["data_split_md5"],
     }
-    trained = mlflow.MlflowClient().get_run(saved["run_id"]).data.params  # what the run ran with
-    card = modelcard.render(params, candidate.classes, scored.metrics, scored.confusion, saved, promotion, trained)
+    card = modelcard.render(params, classes, scores, confusion, saved, promotion, trained.params)
     with replacing(params.path("model_card")) as out:
         out.write(card)
     write_json(params.path("promotion"), promotion)
