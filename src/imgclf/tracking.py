@@ -150,11 +150,15 @@ def flatten(tree: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def run_link(params: Params, experiment_id: str, run_id: str) -> str:
-    """The run's page in the MLflow UI: a server's own, or the one `make ui` starts for the local store."""
+def ui_url(params: Params) -> str:
+    """The MLflow UI: a server's own, or the one `make ui` starts for the local store."""
     uri = tracking_uri(params)
-    ui = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
+def run_link(params: Params, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI (``ui_url``)."""
+    return f"{ui_url(params)}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def save_run(params: Params, run: Run, model_uri: str) -> None:

@@ -41,10 +41,7 @@ def load_candidate(params: Params) -> tuple[Classifier, Examples]:
         raise ParamsError(
             f"params.yaml: evaluate.positive_class: {positive!r} is not one of the classes {classifier.classes}"
         )
-    test = split_examples(params.path("split"), params.path("raw"), "test", classifier.classes)
-    if not test.files:
-        raise StageInputError("the test split is empty: add images or raise split.test")
-    return classifier, test
+    return classifier, test_split(params, classifier.classes)
 
 
 def evaluated_tags(params: Params) -> dict[str, str]:
@@ -62,6 +59,7 @@ def trained_classes(params: Params) -> list[str]:
 
 
 def test_split(params: Params, classes: list[str]) -> Examples:
+    """The test split's files and labels (as indices into ``classes``); never empty."""
     test = split_examples(params.path("split"), params.path("raw"), "test", classes)
     if not test.files:
         raise StageInputError("the test split is empty: add images or raise split.test")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from imgclf import tracking
 from imgclf.errors import StageInputError
 from imgclf.params import Params
 
@@ -21,7 +22,7 @@ def summary_lines(params: Params) -> list[str]:
     return [
         metrics_line(metrics),
         decision_line(promotion),
-        f"next: `make ui` to compare runs (MLflow at http://127.0.0.1:5000), `dvc plots show`, "
+        f"next: `make ui` to compare runs (MLflow at {tracking.ui_url(params)}), `dvc plots show`, "
         f"{params.paths.model_card}, {params.paths.plots}/",
     ]
 

@@ -42,13 +42,14 @@ def run(params: Params) -> RegisterResult:
     classes = trained_classes(params)
     model_hash = registry.content_hash(params.path("model"))
     tracking.use_experiment(params)
-    trained = mlflow.MlflowClient().get_run(saved["run_id"]).data  # what the run ran with, and evaluate's tags
+    client = mlflow.MlflowClient()
+    trained = client.get_run(saved["run_id"]).data  # what the run ran with, and evaluate's tags
     scores, confusion = evaluated(params, classes, trained.tags, model_hash)
     metrics = flat_metrics(scores)
     tags = decision.version_tags(params, saved["run_id"], model_hash, metrics)
 
     cfg = params.registry
-    models = registry.Registry(mlflow.MlflowClient(), cfg.model_name)
+    models = registry.Registry(client, cfg.model_name)
     with registry.decision_lock(tracking.tracking_uri(params)):
         models.ensure("Image classifier trained by imgclf. Aliases: champion (what to serve), challenger "
                       "(the newest version the gate did not promote).")  # fmt: skip
