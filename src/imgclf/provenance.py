@@ -1,4 +1,4 @@
-"""What a run saw: the code's git commit (and whether the tree was dirty), the data's
+"""What a run saw: the code's git commit (and whether the code or params differ from it), the data's
 versions, as DVC recorded them (a `dvc add`-ed folder's .dvc pointer, a file's md5),
 and the model's own identity (its content hash)."""
 
@@ -25,16 +25,51 @@ def collect(params: Params) -> dict[str, str]:
             done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=True)
         except (OSError, subprocess.SubprocessError):
             return None
-        return done.stdout.strip()
+        return done.stdout  # unstripped: a status line may start with a space
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain=v1", "-z", "--untracked-files=no")
+    prefix = (git("rev-parse", "--show-prefix") or "").strip()  # status names paths from the repository's top
+    written = {prefix + path for path in ("dvc.lock", *dvc_written(root / "dvc.lock"))}
     return {
-        "git_commit": commit or "unknown",
-        "git_dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "git_commit": commit.strip() if commit else "unknown",
+        "git_dirty": "unknown" if status is None else str(bool(changed(status, written))).lower(),
         "data_raw_md5": dvc_md5(root / f"{params.paths.raw}.dvc"),
         "data_split_md5": file_md5(params.path("split")),
     }
+
+
+def changed(status: str, written: set[str]) -> list[str]:
+    """The tracked files changed since the commit, leaving out those DVC writes itself.
+
+    A `dvc repro` rewrites dvc.lock and the git-tracked outputs (reports) of each stage
+    before the next stage runs: counting them would call every run's code "dirty".
+    What is left is the code, params.yaml and anything else a person edited.
+
+    Args:
+        status: ``git status --porcelain=v1 -z`` output.
+        written: paths (from the repository's top) of dvc.lock and every stage output, files or folders.
+    """
+    entries = iter(status.split("\0"))
+    found = []
+    for entry in entries:
+        if not entry:
+            continue
+        code, path = entry[:2], entry[3:]
+        if code[0] in "RC":
+            next(entries, None)  # a rename's or copy's source follows it
+        if not any(path == w or path.startswith(w + "/") for w in written):
+            found.append(path)
+    return found
+
+
+def dvc_written(lock_file: Path) -> list[str]:
+    """Every stage output's path as dvc.lock records it (relative to the DVC project)."""
+    try:
+        stages = yaml.safe_load(lock_file.read_text(encoding="utf-8"))["stages"]
+        return sorted({str(out["path"]).rstrip("/") for stage in stages.values() for out in stage.get("outs", [])})
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return []
 
 
 def dvc_md5(dvc_file: Path) -> str:
