@@ -4,6 +4,10 @@ The default store is ``sqlite:///<absolute paths.mlruns>/mlflow.db`` with artifa
 ``<paths.mlruns>/artifacts``, both absolute, so runs from any working directory
 (``dvc exp run`` in a temporary copy included) land in the repo's one store.
 ``MLFLOW_TRACKING_URI`` overrides it, e.g. for a shared tracking server.
+
+What the MLflow UI (3.x) shows is set here too: the experiment's kind (model training, not
+GenAI), a saved view of the runs list with the test metrics and the params that differ, the
+runs' names, and no empty "Default" experiment beside ours.
 """
 
 from __future__ import annotations
@@ -29,6 +33,22 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 log = logging.getLogger(__name__)
+
+# The UI's experiment kind: "custom_model_development" is its model-training view (runs,
+# metrics, models); an experiment without the tag can open on the GenAI view (traces).
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+# The UI's global switch between its GenAI and machine-learning pages: in MLflow 3.17 it
+# decides the view and, without it in the URL, defaults to GenAI (kept per browser).
+WORKFLOW = "workflowType=machine_learning"
+# The headline test metrics evaluate logs: the runs list's first columns.
+HEADLINE_METRICS = ("test_accuracy", "test_precision", "test_recall", "test_f1", "test_roc_auc")
+# Params worth a column even before two runs differ in them.
+KEY_PARAMS = ("model.arch", "train.image_size", "train.epochs", "train.learning_rate")
+# A saved view of the runs list: the UI reads it from the experiment tag
+# "mlflow.sharedViewState.<key>" (its "Saved views" menu, or ?viewStateShareKey=<key>).
+VIEW_KEY, VIEW_NAME = "imgclf-test-metrics", "imgclf: test metrics"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+MAX_DIFFERING = 12  # params that differ between runs, shown after the key ones
 
 
 def repo_root(params: Params) -> Path:
@@ -92,16 +112,111 @@ def _get_or_create_experiment(params: Params) -> str:
                 raise
             raise TrackingUnavailable(f"the tracking server {uri} did not answer ({_no_answer(str(exc))})") from None
         if found is not None:
+            if found.tags.get(KIND_TAG) is None:  # a store from before imgclf set it
+                _dress(client, str(found.experiment_id), local)
             return str(found.experiment_id)
         # A local store keeps artifacts beside the database; a server decides for itself.
         location = (store(params) / "artifacts").as_uri() if local else None
         try:
-            return str(client.create_experiment(name, artifact_location=location))
+            experiment_id = str(client.create_experiment(name, artifact_location=location))
         except MlflowException as exc:  # another process created it since we looked
             found = client.get_experiment_by_name(name)
             if found is None:
                 raise exc from None
             return str(found.experiment_id)
+        _dress(client, experiment_id, local)
+        return experiment_id
+
+
+def _dress(client: Any, experiment_id: str, local: bool) -> None:
+    """What the UI reads: the experiment's kind, the runs view; and no empty Default beside it."""
+    client.set_experiment_tag(experiment_id, KIND_TAG, KIND)
+    client.set_experiment_tag(experiment_id, VIEW_TAG, view_envelope(view_columns([]), _now_ms()))
+    if local:  # a server's Default is its users' business
+        retire_default(client, keep=experiment_id)
+
+
+def retire_default(client: Any, keep: str) -> bool:
+    """Soft-delete MLflow's experiment 0 ("Default", made by every new store) if it has no run.
+
+    Soft: a deleted experiment stays in the store (restorable), and the store does not make
+    a new Default at its next start. Returns whether it was deleted.
+    """
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
+    default = "0"
+    if keep == default:
+        return False
+    try:
+        experiment = client.get_experiment(default)
+    except MlflowException:  # none, or not readable: nothing to tidy
+        return False
+    if experiment.lifecycle_stage != "active":
+        return False
+    if client.search_runs([default], run_view_type=ViewType.ALL, max_results=1):
+        return False  # someone's runs: theirs to keep
+    client.delete_experiment(default)
+    return True
+
+
+def run_name(*, arch: str, backbone: str, size: int, commit: str, dirty: str) -> str:
+    """A run's name in the UI: what was trained, on what code.
+
+    ``small-cnn-28px-1a2b3c4`` for the demo; ``mobilenetv2-224px-1a2b3c4`` for a transfer
+    model; ``-dirty`` when the tree had uncommitted changes (provenance's ``git_dirty``).
+    """
+    model = backbone.lower() if arch == "transfer" else arch.replace("_", "-")
+    code = commit[:7] if re.fullmatch(r"[0-9a-f]{7,40}", commit) else "nocommit"
+    return f"{model}-{size}px-{code}" + ("-dirty" if dirty == "true" else "")
+
+
+def differing_params(runs: list[Mapping[str, str]]) -> list[str]:
+    """The param keys whose value is not the same in every run (missing counts as a value)."""
+    keys = sorted({key for run in runs for key in run})
+    return [key for key in keys if len({run.get(key) for run in runs}) > 1]
+
+
+def view_columns(differing: list[str]) -> list[str]:
+    """The runs list's columns, in the UI's keys: headline metrics, key params, the others that differ."""
+    extra = [key for key in differing if key not in KEY_PARAMS][:MAX_DIFFERING]
+    return [f"metrics.`{m}`" for m in HEADLINE_METRICS] + [f"params.`{p}`" for p in (*KEY_PARAMS, *extra)]
+
+
+def view_envelope(columns: list[str], at_ms: int) -> str:
+    """The saved-view tag's value, in the shape the UI's "Saved views" reads (3.17):
+    {name, createdAt, updatedAt (ms), state}, state being the view's JSON."""
+    state = json.dumps({"selectedColumns": columns})
+    return json.dumps({"name": VIEW_NAME, "createdAt": at_ms, "updatedAt": at_ms, "state": state})
+
+
+def view_state(envelope: str | None) -> dict[str, Any]:
+    """The view a saved-view tag holds ({} for none or one not in imgclf's shape)."""
+    try:
+        state = json.loads(json.loads(envelope or "")["state"])
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def refresh_view(experiment_id: str) -> None:
+    """Point the saved runs view at the params that now differ between the experiment's runs.
+
+    Called by train once its run logged its params; the active tracking URI is the store's.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([experiment_id], max_results=200)  # the newest: enough to compare
+    columns = view_columns(differing_params([run.data.params for run in runs]))
+    if view_state(client.get_experiment(experiment_id).tags.get(VIEW_TAG)).get("selectedColumns") != columns:
+        client.set_experiment_tag(experiment_id, VIEW_TAG, view_envelope(columns, _now_ms()))
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
 
 
 def end_abandoned_run(run_id: str, uri: str) -> None:
@@ -157,8 +272,13 @@ def ui_url(params: Params) -> str:
 
 
 def run_link(params: Params, experiment_id: str, run_id: str) -> str:
-    """The run's page in the MLflow UI (``ui_url``)."""
-    return f"{ui_url(params)}/#/experiments/{experiment_id}/runs/{run_id}"
+    """The run's page in the MLflow UI (``ui_url``), on its model-training view."""
+    return f"{ui_url(params)}/#/experiments/{experiment_id}/runs/{run_id}?{WORKFLOW}"
+
+
+def runs_link(base: str, experiment_id: str) -> str:
+    """The experiment's runs list in the UI at ``base``, with the saved view's columns."""
+    return f"{base}/#/experiments/{experiment_id}/runs?{WORKFLOW}&viewStateShareKey={VIEW_KEY}"
 
 
 def save_run(params: Params, run: Run, model_uri: str) -> None:

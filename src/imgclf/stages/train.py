@@ -84,6 +84,7 @@ def run(params: Params) -> TrainResult:
             lineage.log_inputs(params, train_rows, split_csv)
             # What ran, beside what was asked (train.distribute): visible in the UI's params.
             mlflow.log_params({"strategy": name, "replicas": replicas})
+            tracking.refresh_view(run.info.experiment_id)  # the runs list's columns: what now differs
         model = phases.fit(params, strategy, train, val, len(classes), checkpoints, track=True)
         history = checkpoints.history_rows()
         model_uri = _save_outputs(params, model, classes, history)

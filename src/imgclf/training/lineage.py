@@ -24,7 +24,17 @@ def log_inputs(params: Params, train_rows: list[dict[str, str]], split_csv: Path
     import pandas as pd
 
     mlflow.log_params(tracking.flatten(params.model_dump(by_alias=True, exclude={"root"})))
-    mlflow.set_tags(provenance.collect(params))
+    tags = provenance.collect(params)
+    mlflow.set_tags(tags)
+    # The run's name in the UI (MLflow's default is random words): its model, size and commit.
+    name = tracking.run_name(
+        arch=params.model.arch,
+        backbone=params.model.backbone,
+        size=params.train.size,
+        commit=tags["git_commit"],
+        dirty=tags["git_dirty"],
+    )
+    mlflow.set_tag("mlflow.runName", name)
     content = {r.path: r.sha256 for r in read_manifest(params.path("manifest"))}
     split_rows = read_csv(split_csv)
     sets = {
