@@ -304,6 +304,10 @@ class Registry:
         for alias, version in change.unset_aliases.items():
             if aliases.get(alias) == version:
                 self.client.delete_registered_model_alias(self.name, alias)
+        if CHAMPION in change.set_aliases:
+            # The UI's models list shows only the newest version's alias (a challenger, often)
+            # and hides the champion behind "+1"; its Tags column shows this one.
+            self.client.set_registered_model_tag(self.name, CHAMPION, f"version {change.set_aliases[CHAMPION]}")
         self.client.delete_registered_model_tag(self.name, PENDING_TAG)
         if CHAMPION in change.set_aliases:
             self._check_champion(change.set_aliases[CHAMPION])
