@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,7 +171,7 @@ def run_name(*, arch: str, backbone: str, size: int, commit: str, dirty: str) ->
     return f"{model}-{size}px-{code}" + ("-dirty" if dirty == "true" else "")
 
 
-def differing_params(runs: list[Mapping[str, str]]) -> list[str]:
+def differing_params(runs: Sequence[Mapping[str, str]]) -> list[str]:
     """The param keys whose value is not the same in every run (missing counts as a value)."""
     keys = sorted({key for run in runs for key in run})
     return [key for key in keys if len({run.get(key) for run in runs}) > 1]
