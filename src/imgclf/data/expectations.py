@@ -7,15 +7,18 @@ expectation has a stable name, used as its key in reports/validation.json.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgclf import owned
 from imgclf.atomic import publish
+from imgclf.data import datadocs
 from imgclf.data.manifest import COLUMNS, OK, ManifestRow
 from imgclf.params import Validate
 
@@ -24,6 +27,9 @@ if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.data_context import EphemeralDataContext
     from great_expectations.expectations import Expectation
+
+# The run time GX shows and files pages under: not the clock, which would change every page's bytes.
+_FIXED_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def frames(rows: list[ManifestRow], cfg: Validate) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -83,14 +89,24 @@ def suites(rows: list[ManifestRow], cfg: Validate) -> dict[str, dict[str, Expect
     }
 
 
-def check(rows: list[ManifestRow], cfg: Validate, docs_dir: Path) -> dict[str, dict[str, Any]]:
-    """Run both suites, render Data Docs into ``docs_dir``, return each expectation's outcome."""
+def check(rows: list[ManifestRow], cfg: Validate, docs_dir: Path, run_name: str) -> dict[str, dict[str, Any]]:
+    """Run both suites, render Data Docs into ``docs_dir``, return each expectation's outcome.
+
+    Args:
+        run_name: names the validation run in Data Docs; derived from the data (the
+            manifest's digest) so that the same data gives the same pages.
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     owned.check(docs_dir, "paths.data_docs")  # before the work: a folder of the user's there is an error
     tables = dict(zip(("manifest", "class_counts"), frames(rows, cfg), strict=True))
     outcomes: dict[str, dict[str, Any]] = {}
+    validated: list[datadocs.Validated] = []
+    # GX would name the run after the clock, in the pages' paths and text: a fixed time and
+    # the data's name keep the pages' bytes, and so DVC's hash of them, the same for the same data.
+    run_id = RunIdentifier(run_name=run_name, run_time=_FIXED_TIME)
     build = Path(tempfile.mkdtemp(dir=_parent(docs_dir), prefix=f".{docs_dir.name}."))
     publish(build)
     try:
@@ -103,15 +119,43 @@ def check(rows: list[ManifestRow], cfg: Validate, docs_dir: Path) -> dict[str, d
             definition = context.validation_definitions.add(
                 gx.ValidationDefinition(name=table, data=batch, suite=suite)
             )
-            result = definition.run(batch_parameters={"dataframe": tables[table]}, result_format="BASIC")
-            outcomes.update(_outcomes(result, list(expectations)))
+            result = definition.run(batch_parameters={"dataframe": tables[table]}, result_format="BASIC", run_id=run_id)
+            found = _outcomes(result, list(expectations))
+            outcomes.update(found)
+            validated.append(
+                datadocs.Validated(
+                    suite=table,
+                    run_name=run_name,
+                    success=bool(result.success),
+                    passed=sum(e["success"] for e in found.values()),
+                    total=len(found),
+                    page="",  # known once the site is built
+                    suite_page=f"expectations/{table}.html",
+                )
+            )
+        _unstamp(context)
         context.build_data_docs()
+        validated = [
+            replace(v, page=next((build / "validations" / v.suite).rglob("*.html")).relative_to(build).as_posix())
+            for v in validated
+        ]
+        datadocs.finish(build, validated, _FIXED_TIME)
         owned.mark(build, "validate")
         owned.remove(docs_dir, "paths.data_docs")
         os.replace(build, docs_dir)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return outcomes
+
+
+def _unstamp(context: EphemeralDataContext) -> None:
+    """Give each stored result the run's fixed time as its load time (GX records the clock)."""
+    store = context.validation_results_store
+    for key in store.list_keys():
+        result = store.get(key)
+        if result is not None:
+            result.meta["batch_markers"]["ge_load_time"] = _FIXED_TIME.strftime("%Y%m%dT%H%M%S.%fZ")
+            store.set(key, result)
 
 
 def _parent(path: Path) -> Path:
@@ -149,7 +193,8 @@ def _outcomes(result: ExpectationSuiteValidationResult, names: list[str]) -> dic
     """JSON-ready outcomes in suite order: success, a number observed, and a readable detail.
 
     ``observed`` is the aggregate GX measured (e.g. the smallest class count) or, for
-    per-row expectations, how many rows broke it.
+    per-row expectations, how many rows broke it; where the bound is ``mostly`` (a share
+    of the rows), the share of rows that broke it, so that it compares with the bound.
     """
     outcomes = {}
     for name, item in zip(names, result.results, strict=True):
@@ -162,10 +207,11 @@ def _outcomes(result: ExpectationSuiteValidationResult, names: list[str]) -> dic
             observed = found["observed_value"]
             detail = f"observed {observed}"
         else:
-            observed = found.get("unexpected_count")
+            count = found.get("unexpected_count")
             examples = ", ".join(map(str, (found.get("partial_unexpected_list") or [])[:3]))
             share = found.get("unexpected_percent")
-            detail = f"{observed} rows" + (f" ({share:.1f}%)" if share else "") + " unexpected"
+            observed = round((share or 0.0) / 100, 6) if kwargs.get("mostly") is not None else count
+            detail = f"{count} rows" + (f" ({share:.1f}%)" if share else "") + " unexpected"
             detail += f", e.g. {examples}" if examples else ""
         outcomes[name] = {
             "success": bool(described["success"]),

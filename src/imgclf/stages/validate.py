@@ -61,17 +61,19 @@ def run(params: Params) -> ValidationResult:
     if not raw.is_dir():
         raise StageInputError(f"{params.paths.raw}: no such folder; put one folder of images per class there")
     rows, skipped = scan(raw, Limits(cfg.min_side, cfg.max_side, cfg.max_pixels), cfg.workers)
-    outcomes = expectations.check(rows, cfg, docs_dir=params.path("data_docs"))
-    report = summarize(rows, skipped, outcomes)
 
-    # The old report goes first: if this process dies between the two writes, split
+    # The old report goes first: if this process dies before the new one is written, split
     # finds no report, rather than an old "success" beside a new, unchecked manifest.
     params.path("validation_report").unlink(missing_ok=True)
     write_csv(params.path("manifest"), rows, COLUMNS)
-    # The manifest's digest ties the report to it: split trusts a "success" only for
-    # the very manifest it reads.
+    # The manifest's digest ties the report to it (split trusts a "success" only for the
+    # very manifest it reads) and names the Data Docs run, so the same data gives the same pages.
     with params.path("manifest").open("rb") as written:
-        report["manifest_sha256"] = hashlib.file_digest(written, "sha256").hexdigest()
+        manifest_sha256 = hashlib.file_digest(written, "sha256").hexdigest()
+    outcomes = expectations.check(
+        rows, cfg, docs_dir=params.path("data_docs"), run_name=f"manifest-{manifest_sha256[:12]}"
+    )
+    report = summarize(rows, skipped, outcomes) | {"manifest_sha256": manifest_sha256}
     write_json(params.path("validation_report"), report)
     if not report["success"]:
         failed = [f"{name} ({e['detail']})" for name, e in outcomes.items() if not e["success"]]
