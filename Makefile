@@ -36,8 +36,9 @@ run: install
 	$(RUN) imgclf summary
 
 ## Lint, types, then the whole test suite, slow tests included (pytest exit 5, "no tests", is not a failure).
+## Two workers (pytest-xdist): a file's tests, and the Prefect server's, each on one worker.
 test: lint
-	@status=0; $(RUN) pytest || status=$$?; \
+	@status=0; $(RUN) pytest -n 2 --dist loadgroup || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
 ## Unit tests only: seconds.

@@ -4,85 +4,43 @@ flow reproduced, which the tests that need a reproduced project copy.
 
 The server's first start migrates a new database, a minute or more on 2 cores: it starts
 as soon as collection ends, so the migration overlaps the tests that need no Prefect.
+Under pytest-xdist every worker shares it (tests/prefectserver.py).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import sqlite3
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+import prefectserver
 from pipeline import Reproduced, copy_reproduced, flow_project
-from runner import free_port, stop_group, wait_for_http
 
-_started: dict[str, Any] = {}  # the session's server: "process", "url", "home"
+_server: list[prefectserver.Server] = []  # this process's view of the run's server
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     wanted = any("prefect_server" in getattr(item, "fixturenames", ()) for item in session.items)
     if wanted and not session.config.option.collectonly:
-        _start_server()
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    _stop_server()  # the fixture's teardown did, unless the run ended before it was set up
-
-
-def _start_server() -> None:
-    if _started:
-        return
-    home = Path(tempfile.mkdtemp(prefix="imgclf-prefect-home-"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL")}
-    env |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{home / 'prefect.db'}"  # not the shell's
-    # With its services: served deployments need the scheduler. No UI: no test opens it.
-    command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1"]
-    with open(home / "server.log", "wb") as log:  # a file: a pipe nobody reads would fill and block it
-        process = subprocess.Popen(
-            [*command, "--port", str(port), "--no-ui"], env=env, start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    _started.update(process=process, url=f"http://127.0.0.1:{port}/api", home=home)
-
-
-def _stop_server() -> None:
-    if "process" in _started:
-        stop_group(_started["process"])
-        shutil.rmtree(_started["home"], ignore_errors=True)
-    _started.clear()
+        _server[:] = [prefectserver.start()]
 
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """The API URL of a `prefect server start` on 127.0.0.1 with its own home and its
-    services (the scheduler among them), one for the whole run."""
-    _start_server()  # started at collection's end already, unless the tests were chosen later
-    url, home = str(_started["url"]), Path(_started["home"])
-    try:
-        wait_for_http(f"{url}/health", _started["process"], 600)
-    except AssertionError as exc:
-        said = (home / "server.log").read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise AssertionError(f"{exc}\n{said}") from None
-    # Its database as the migration left it, before any test adds runs: see prefect_home.
-    with sqlite3.connect(home / "prefect.db") as source, sqlite3.connect(home / "migrated.db") as target:
-        source.backup(target)
-    yield url
+    services (the scheduler among them), one for the whole run (tests/prefectserver.py)."""
+    if not _server:  # started at collection's end already, unless the tests were chosen later
+        _server.append(prefectserver.start())
+    prefectserver.ready(_server[0], 600)
+    yield _server[0].url
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
     # What this process still queues for the server, before it goes (it would retry for a minute).
     APILogWorker.drain_all(timeout=10)
     EventsWorker.drain_all(timeout=10)
-    _stop_server()
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +58,7 @@ def prefect_home(prefect_server: str, tmp_path: Path) -> Path:
     (a new one would spend a minute migrating): the session server's, before any run."""
     home = tmp_path / "prefect-home"
     home.mkdir()
-    shutil.copy2(Path(_started["home"]) / "migrated.db", home / "prefect.db")
+    shutil.copy2(_server[0].home / "migrated.db", home / "prefect.db")
     return home
 
 
