@@ -30,8 +30,8 @@ class Paths(_Section):
     raw: str = "data/raw"  # the user's images, one folder per class; never written to
     manifest: str = "data/manifest.csv"  # one row per candidate file, with its status
     split: str = "data/split.csv"  # train/val/test assignment of every ok image
-    validation_report: str = "reports/validation.json"  # counts + expectation results (DVC metrics)
-    split_report: str = "reports/split.json"  # realised split fractions per class (DVC metrics)
+    validation_report: str = "reports/validation.json"  # counts + expectation results
+    split_report: str = "reports/split.json"  # realised split fractions per class
     data_docs: str = "reports/data_docs"  # Great Expectations Data Docs (HTML)
     augmented: str = "data/augmented"  # originals and variants of the train split (offline mode)
     augment_list: str = "data/augmented.csv"  # the training files augment chose, in either mode
@@ -43,6 +43,8 @@ class Paths(_Section):
     metrics: str = "reports/metrics.json"  # test-split metrics (DVC metrics)
     predictions: str = "reports/predictions.csv"  # one row per test image
     confusion_matrix: str = "reports/confusion_matrix.csv"  # actual,predicted rows (DVC confusion plot)
+    roc_curve: str = "reports/roc_curve.csv"  # ROC points (DVC plots)
+    pr_curve: str = "reports/pr_curve.csv"  # precision-recall points (DVC plots)
     plots: str = "reports/plots"  # confusion matrix, ROC, precision-recall, worst errors (PNG)
     model_card: str = "reports/model_card.md"  # data, settings, metrics and the registry decision
     promotion: str = "reports/promotion.json"  # the gate's decision on the last registered model

@@ -42,23 +42,28 @@ def score(labels: np.ndarray, probs: np.ndarray, classes: list[str], positive: s
     else:
         predicted = probs.argmax(axis=1)
     confusion = confusion_matrix(labels, predicted, labels=list(range(k)))
-    metrics: dict[str, Any] = {"accuracy": float((predicted == labels).mean()), "test_images": len(labels)}
+    # Key order is `dvc exp show`'s column order: the headline first, counts and breakdowns after.
+    metrics: dict[str, Any] = {"accuracy": float((predicted == labels).mean())}
     p, r, f, support = precision_recall_fscore_support(labels, predicted, labels=list(range(k)), zero_division=0)
     if k == 2:
         metrics.update(precision=float(p[pos]), recall=float(r[pos]), f1=float(f[pos]))
         both = len(set(labels.tolist())) == 2  # AUC is undefined with one class present
         metrics["roc_auc"] = float(roc_auc_score(labels == pos, probs[:, pos])) if both else None
+        metrics["test_images"] = len(labels)
         return Scored(metrics, predicted, probs, confusion)
-    metrics["per_class"] = {
-        name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
-        for i, name in enumerate(classes)
-    }
+    averages = {}
     for average in ("macro", "weighted"):
         ap, ar, af, _ = precision_recall_fscore_support(
             labels, predicted, labels=list(range(k)), average=average, zero_division=0
         )
-        metrics[average] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
-    metrics.update(metrics["macro"])
+        averages[average] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
+    metrics.update(averages["macro"])
+    metrics["test_images"] = len(labels)
+    metrics.update(averages)
+    metrics["per_class"] = {
+        name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+        for i, name in enumerate(classes)
+    }
     return Scored(metrics, predicted, probs, confusion)
 
 

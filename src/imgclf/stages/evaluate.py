@@ -1,7 +1,7 @@
 """evaluate stage: score the trained model on the test split, report, and log to the run.
 
-Writes metrics (DVC metrics), per-image predictions, the confusion matrix (for
-``dvc plots``), PNG plots and a gallery of the worst errors; logs all of it to the
+Writes metrics (DVC metrics), per-image predictions, the confusion matrix and the ROC
+and precision-recall points (for ``dvc plots``), PNG plots and a gallery of the worst errors; logs all of it to the
 MLflow run that train opened. (The model card is register's: it holds the decision.)
 """
 
@@ -28,7 +28,7 @@ def run(params: Params) -> EvaluateResult:
     import numpy as np
 
     from imgclf.data.imaging import load_rgb
-    from imgclf.evaluation import reporting, scoring
+    from imgclf.evaluation import curves, reporting, scoring
 
     classifier, test = load_candidate(params)
     classes = classifier.classes
@@ -57,6 +57,10 @@ def run(params: Params) -> EvaluateResult:
     write_csv(
         params.path("confusion_matrix"), ({"actual": t, "predicted": p} for t, p in pairs), ["actual", "predicted"]
     )
+    pos_index = classes.index(positive) if positive is not None else None  # None: micro average
+    truth, scores = curves.curve_inputs(labels, scored.probabilities, pos_index)
+    write_csv(params.path("roc_curve"), curves.roc_points(truth, scores), curves.ROC_COLUMNS)
+    write_csv(params.path("pr_curve"), curves.pr_points(truth, scores), curves.PR_COLUMNS)
 
     plots = params.path("plots")
     owned.check(plots, "paths.plots")
@@ -76,7 +80,7 @@ def run(params: Params) -> EvaluateResult:
 
     with tracking.resume_run(params) as run_id:
         mlflow.log_metrics({f"test_{k}": v for k, v in scoring.flat_metrics(scored.metrics).items()})
-        for key in ("metrics", "predictions", "confusion_matrix"):
+        for key in ("metrics", "predictions", "confusion_matrix", "roc_curve", "pr_curve"):
             mlflow.log_artifact(str(params.path(key)), artifact_path="evaluation")
         mlflow.log_artifacts(str(plots), artifact_path="evaluation/plots")
         # Last, after every report is written and logged: register trusts the reports with these.
