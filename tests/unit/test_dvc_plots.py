@@ -72,3 +72,4 @@ def test_the_plots_page_loads_vega_from_itself() -> None:
     for name in ("vega", "vega-lite", "vega-embed"):  # inlined, in load order
         assert f"<script>/* {name} " in page
     assert page.index("/* vega ") < page.index("/* vega-lite ") < page.index("/* vega-embed ")
+    assert 'renderer: "svg"' in page  # titles as page text (canvas draws them as pixels)

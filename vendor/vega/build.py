@@ -32,6 +32,16 @@ PAGE = """<!DOCTYPE html>
     {{refresh_tag}}
     <title>DVC Plot</title>
 {scripts}
+    <script>
+        // DVC calls vegaEmbed(id, spec) without options: drawn as SVG rather than on a
+        // canvas, the titles and axis labels are text, found by Ctrl-F and by a browser check.
+        (function () {{
+            var embed = window.vegaEmbed;
+            window.vegaEmbed = Object.assign(function (el, spec, opt) {{
+                return embed(el, spec, Object.assign({{ renderer: "svg" }}, opt));
+            }}, embed);
+        }})();
+    </script>
     <style>
         table {{
             border-spacing: 15px;
