@@ -22,8 +22,16 @@ def list_models(ctx: typer.Context) -> None:
     from rich.table import Table
 
     def step() -> tuple[str, list[dict[str, str]], Change | None]:
-        from imgclf.registry import registry
+        from imgclf import tracking
+        from imgclf.registry import listing, registry
 
+        params = params_of(ctx)
+        name = params.registry.model_name
+        # A local store is read without MLflow: importing it is most of this command's time.
+        found = listing.read(tracking.tracking_uri(params), name)
+        if found is not None:
+            rows = [registry.describe_version(v, found.aliases) for v in found.versions]
+            return name, rows, registry.pending_change(name, found.tags)
         models = _registry(ctx)
         aliases = models.aliases()
         return models.name, [registry.describe_version(v, aliases) for v in models.versions()], models.pending()

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
+    from imgclf.registry.listing import Version
+
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
@@ -248,15 +250,7 @@ class Registry:
     def pending(self) -> Change | None:
         """The decision a killed process recorded and did not finish, if any."""
         model = self._model()
-        raw = None if model is None else model.tags.get(PENDING_TAG)
-        if raw is None:
-            return None
-        try:
-            return Change.loads(raw)  # a tag is written whole or not at all
-        except (ValueError, TypeError):  # edited by hand
-            raise RegistryError(
-                f"{self.name}: its {PENDING_TAG} tag is not a change imgclf recorded; delete the tag and retry"
-            ) from None
+        return None if model is None else pending_change(self.name, model.tags)
 
     def reconcile(self) -> Change | None:
         """Finish the decision a killed process left half-applied; returns it, or None.
@@ -379,6 +373,19 @@ class Registry:
         return current, target
 
 
+def pending_change(name: str, tags: Mapping[str, str]) -> Change | None:
+    """The decision recorded in a registered model's tags and not finished, if any."""
+    raw = tags.get(PENDING_TAG)
+    if raw is None:
+        return None
+    try:
+        return Change.loads(raw)  # a tag is written whole or not at all
+    except (ValueError, TypeError):  # edited by hand
+        raise RegistryError(
+            f"{name}: its {PENDING_TAG} tag is not a change imgclf recorded; delete the tag and retry"
+        ) from None
+
+
 def _crowning(op: str, version: str, was: str | None, reason: str, tags: Mapping[str, str] | None = None) -> Change:
     """``version`` becomes champion, pushed onto the history; it is no longer the challenger.
     ``tags`` (the gate's) are set on it in the same change."""
@@ -410,7 +417,7 @@ def history_json(stack: list[dict[str, str]]) -> str:
     return json.dumps(stack)
 
 
-def describe_version(v: ModelVersion, aliases: Mapping[str, str]) -> dict[str, Any]:
+def describe_version(v: ModelVersion | Version, aliases: Mapping[str, str]) -> dict[str, Any]:
     """One row of ``imgclf models``."""
     names = sorted(a for a, version in aliases.items() if version == str(v.version))
     created = datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M")

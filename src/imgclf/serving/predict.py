@@ -10,10 +10,13 @@ decodes DCT-scaled), then Classifier.probabilities' resize_uint8.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from imgclf.data.imaging import Limits, Reason, inspect_bytes, load_rgb
 from imgclf.data.scan import is_clutter
@@ -53,6 +56,9 @@ def load_classifier(model: str, params: Params) -> Classifier:
     if "://" in model or model.startswith("models:/"):
         from imgclf import tracking
 
+        local = registered_files(model, tracking.tracking_uri(params))
+        if local is not None:
+            return Classifier.load(*local)
         tracking.connect(params)
         try:
             loaded = load_pyfunc(model)
@@ -67,6 +73,48 @@ def load_classifier(model: str, params: Params) -> Classifier:
     if not path.is_file() or not classes.is_file():
         raise StageInputError(f"{model}: need a .keras file with classes.json beside it, or a models:/ URI")
     return Classifier.load(path, classes)
+
+
+def registered_files(uri: str, tracking_uri: str) -> tuple[Path, Path, int] | None:
+    """(Keras file, classes.json, max_pixels) of a ``models:/NAME@ALIAS`` or
+    ``models:/NAME/VERSION`` in a local store whose files are on this disk; None otherwise.
+
+    What loading its pyfunc would give (the pyfunc's load_context loads these two files
+    with the model config's max_pixels), without importing MLflow, opening its store and
+    checking the model's pip requirements: 5-20 s of `imgclf predict` on 2 cores. The
+    registry stays the judge of which version an alias names (registry.listing reads it).
+    Anything else (another store, a version whose files are elsewhere, a model that is not
+    imgclf's) is None: the caller loads it through MLflow, which also words its errors.
+    """
+    import yaml
+
+    from imgclf.registry import listing
+    from imgclf.serving.pyfunc import CLASSES_ARTIFACT, KERAS_ARTIFACT
+    from imgclf.serving.requests import Limits
+
+    found = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
+    if found is None:
+        return None
+    name, alias, number = found.groups()
+    snapshot = listing.read(tracking_uri, name)
+    if snapshot is None:
+        return None
+    number = snapshot.aliases.get(alias) if alias else number
+    version = next((v for v in snapshot.versions if v.version == number), None)
+    location = version.storage_location if version is not None else None
+    if location is None or not location.startswith("file://"):
+        return None
+    folder = Path(url2pathname(urlparse(location).path))
+    try:
+        flavor = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8"))["flavors"]["python_function"]
+        files = flavor["artifacts"]
+        keras_file, classes_file = (folder / files[key]["path"] for key in (KERAS_ARTIFACT, CLASSES_ARTIFACT))
+        limits = Limits.from_config(flavor.get("config"))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
+    if not (keras_file.is_file() and classes_file.is_file()):
+        return None
+    return keras_file, classes_file, limits.max_pixels
 
 
 def run(params: Params, targets: list[Path], model: str, batch_size: int) -> PredictResult:
@@ -86,8 +134,9 @@ def run(params: Params, targets: list[Path], model: str, batch_size: int) -> Pre
                 images.append(image)
                 ok.append(row)
         if images:
-            table = classifier.table(classifier.probabilities(images, batch_size))
-            for row, values in zip(ok, table.to_dict("records"), strict=True):
+            # Plain dicts, not a DataFrame: pandas would be imported for this alone.
+            records = classifier.records(classifier.probabilities(images, batch_size))
+            for row, values in zip(ok, records, strict=True):
                 row.update(values)
     return result
 
