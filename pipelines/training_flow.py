@@ -22,7 +22,7 @@ from prefect.tasks import exponential_backoff
 
 from imgclf import tracking
 from imgclf.errors import Stopped
-from imgclf.orchestration import dvcrun, flowreports, stopping
+from imgclf.orchestration import dvcrun, flowreports, results, stopping
 from imgclf.params import Params, load_params
 from imgclf.tables import read_csv
 
@@ -46,9 +46,12 @@ def record_data(root: str, raw: str) -> str:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{stage}", retry_condition_fn=retry_transient)
-def run_stage(stage: str, root: str, force: bool) -> bool:
-    ran = dvcrun.reproduce(Path(root), stage, force)
-    get_run_logger().info("%s: %s", stage, "ran" if ran else "unchanged, skipped")
+def run_stage(stage: str, params_file: str, force: bool) -> bool:
+    params = load_params(Path(params_file))
+    ran = dvcrun.reproduce(params.root, stage, force)
+    # The stage's result (counts, metrics, the gate's decision, the run's link), not just "ran".
+    reports = results.read_reports(params, stage)
+    get_run_logger().info("%s", results.result_line(stage, ran, reports, results.run_link(params, reports)))
     return ran
 
 
@@ -60,16 +63,23 @@ def publish(stage: str, params_file: str) -> None:
     def read(key: str) -> Any:
         return json.loads(params.path(key).read_text(encoding="utf-8"))
 
+    def about(key: str) -> str:
+        return flowreports.description(key, params.paths)
+
     if stage == "validate":
-        create_markdown_artifact(flowreports.validation_markdown(read("validation_report")), key="validation-summary")
+        markdown = flowreports.validation_markdown(read("validation_report"))
+        create_markdown_artifact(markdown, key="validation-summary", description=about("validation-summary"))
     elif stage == "evaluate":
-        create_table_artifact(flowreports.metrics_table(read("metrics")), key="test-metrics")
+        table = flowreports.metrics_table(read("metrics"))
+        create_table_artifact(table, key="test-metrics", description=about("test-metrics"))
         run = read("run")
         link = tracking.run_link(params, run["experiment_id"], run["run_id"])
         pairs = ((r["actual"], r["predicted"]) for r in read_csv(params.path("confusion_matrix")))
-        create_markdown_artifact(flowreports.confusion_markdown(pairs, link), key="confusion-matrix")
+        markdown = flowreports.confusion_markdown(pairs, link)
+        create_markdown_artifact(markdown, key="confusion-matrix", description=about("confusion-matrix"))
     elif stage == "register":
-        create_markdown_artifact(flowreports.promotion_markdown(read("promotion")), key="promotion-decision")
+        markdown = flowreports.promotion_markdown(read("promotion"))
+        create_markdown_artifact(markdown, key="promotion-decision", description=about("promotion-decision"))
 
 
 def _failed_report(params: Params) -> bool:
@@ -119,7 +129,7 @@ def _stages(params_file: str, force: bool, stages: list[str] | None, push: bool)
         if stages and stage not in stages and stage != "check":
             continue
         try:
-            outcome[stage] = "ran" if stage_task(stage, root, force) else "skipped"
+            outcome[stage] = "ran" if stage_task(stage, params_file, force) else "skipped"
         except dvcrun.StageFailed:
             if stage == "validate" and _failed_report(params):
                 publish(stage, params_file)  # the UI shows which expectations failed

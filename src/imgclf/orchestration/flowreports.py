@@ -8,6 +8,25 @@ from typing import Any
 
 from imgclf.evaluation.reporting import confusion_table
 from imgclf.evaluation.scoring import flat_metrics
+from imgclf.params import Paths
+
+# What each artifact shows, where it comes from and where the whole report is: the
+# description the Prefect UI prints under the artifact's key. {name} is a paths entry.
+DESCRIPTIONS = {
+    "validation-summary": "The validate stage's Great Expectations checks of {raw}: files kept and excluded "
+    "(by reason) and each expectation's result. Whole report: {validation_report}; Data Docs: {data_docs}.",
+    "test-metrics": "The evaluate stage's scores of the trained model on the held-out test split ({metrics}); "
+    "the MLflow run holds them as test_* metrics.",
+    "confusion-matrix": "Test-split images counted by actual (rows) and predicted (columns) class "
+    "({confusion_matrix}), with the link to the model's MLflow run.",
+    "promotion-decision": "The register stage's gate on the trained model: its registry version, whether it became "
+    "champion or stays challenger, and why ({promotion}; the model card: {model_card}).",
+}
+
+
+def description(key: str, paths: Paths) -> str:
+    """The Prefect artifact ``key``'s description, naming this project's paths."""
+    return DESCRIPTIONS[key].format(**paths.model_dump())
 
 
 def validation_markdown(report: Mapping[str, Any]) -> str:
