@@ -62,6 +62,8 @@ def test_the_run_holds_params_metrics_datasets_model_and_reports(binary: Params)
     assert run.data.tags["data_raw_md5"] == "untracked" and len(run.data.tags["data_split_md5"]) == 32
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]
     assert run.data.metrics["test_f1"] == json.loads(binary.path("metrics").read_text(encoding="utf-8"))["f1"]
+    # The test set's size under one prefix, beside test_f1 (it was test_test_images).
+    assert "test_test_images" not in run.data.metrics and run.data.metrics["test_images"] > 0
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert set(inputs) == {"training", "validation", "test"} and all(len(d) == 32 for d in inputs.values())
     assert len(run.outputs.model_outputs) == 1  # the logged model

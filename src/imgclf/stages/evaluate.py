@@ -79,7 +79,9 @@ def run(params: Params) -> EvaluateResult:
         reporting.save(figure, plots / f"{name}.png")
 
     with tracking.resume_run(params) as run_id:
-        mlflow.log_metrics({f"test_{k}": v for k, v in scoring.flat_metrics(scored.metrics).items()})
+        # test_images already names the test set: no second prefix.
+        flat = scoring.flat_metrics(scored.metrics)
+        mlflow.log_metrics({k if k.startswith("test_") else f"test_{k}": v for k, v in flat.items()})
         for key in ("metrics", "predictions", "confusion_matrix", "roc_curve", "pr_curve"):
             mlflow.log_artifact(str(params.path(key)), artifact_path="evaluation")
         mlflow.log_artifacts(str(plots), artifact_path="evaluation/plots")
