@@ -60,6 +60,7 @@ bench: install
 	$(RUN) python bench/decode_size.py
 	$(RUN) python bench/photo_speed.py
 	$(RUN) python bench/transfer_cost.py
+	$(RUN) python bench/cli_speed.py
 
 ## The MLflow UI on 127.0.0.1:5000, comparing every run side by side.
 ui: install
