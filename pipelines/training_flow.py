@@ -136,6 +136,9 @@ def _stages(params_file: str, force: bool, stages: list[str] | None, push: bool)
             raise
         if stage in REPORTED:
             publish(stage, params_file)
+    if any(outcome.get(stage) == "ran" for stage in dvcrun.STAGES):
+        # Once, where DVC would say it after every stage (dvcrun quiets its hint).
+        get_run_logger().info("dvc.lock updated: commit it (git add dvc.lock) to record this run's versions")
     if push:
         pushed = dvcrun.push(params.root)
         outcome["push"] = "no default remote" if pushed is None else f"{pushed} files"

@@ -53,6 +53,9 @@ def _in_project(root: Path) -> Iterator[Repo]:
 
     logging.getLogger("dvc").propagate = False
     with chdir(root), Repo(str(root)) as repo:
+        # DVC's "To track the changes with git, run: git add dvc.lock" hint would come once per
+        # stage (five times a flow); the flow says it once, at the end.
+        repo.scm_context.quiet = True
         yield repo
 
 
