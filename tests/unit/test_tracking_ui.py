@@ -147,6 +147,7 @@ def test_the_champion_is_named_in_the_models_list_tags(tmp_path: Path, new_store
     model = client.get_registered_model("m")
     assert {a: str(v) for a, v in model.aliases.items()} == {CHAMPION: "1", CHALLENGER: "2"}
     assert model.tags[CHAMPION] == "version 1"
+    assert next(iter(model.tags)) == CHAMPION  # the one tag the list's narrow Tags column shows
     reg.promote("2", "by hand")
     assert client.get_registered_model("m").tags[CHAMPION] == "version 2"
     reg.rollback("back")

@@ -284,6 +284,11 @@ class Registry:
         for version, tags in change.version_tags.items():
             for key, value in tags.items():
                 self.client.set_model_version_tag(self.name, version, key, value)
+        if CHAMPION in change.set_aliases:
+            # The UI's models list shows only the newest version's alias (a challenger, often)
+            # and hides the champion behind "+1"; its Tags column shows the first tag, in the
+            # order they were first set: this one, set before champion_history ever is.
+            self.client.set_registered_model_tag(self.name, CHAMPION, f"version {change.set_aliases[CHAMPION]}")
         if change.push is not None or change.keep is not None:
             stack = _history(model)
             if change.keep is not None:
@@ -298,10 +303,6 @@ class Registry:
         for alias, version in change.unset_aliases.items():
             if aliases.get(alias) == version:
                 self.client.delete_registered_model_alias(self.name, alias)
-        if CHAMPION in change.set_aliases:
-            # The UI's models list shows only the newest version's alias (a challenger, often)
-            # and hides the champion behind "+1"; its Tags column shows this one.
-            self.client.set_registered_model_tag(self.name, CHAMPION, f"version {change.set_aliases[CHAMPION]}")
         self.client.delete_registered_model_tag(self.name, PENDING_TAG)
         if CHAMPION in change.set_aliases:
             self._check_champion(change.set_aliases[CHAMPION])
