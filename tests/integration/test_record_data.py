@@ -1,5 +1,6 @@
 """The flow's data-version step in real git + DVC repos: new images become a new `dvc add`
-version; an empty raw folder (a fresh clone) gets its recorded version back, or a clear error."""
+version; an empty raw folder (a fresh clone) gets its recorded version back, or a clear error;
+a stage reproduced for the flow prints no "git add" hint."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dvcrepo import copy_project, init_repo
 from images import class_folder
 from imgclf.data import demo
 from imgclf.errors import StageInputError
+from imgclf.orchestration import dvcrun
 from imgclf.orchestration.dvcrun import record_data
 from imgclf.provenance import dvc_md5
 
@@ -57,3 +59,14 @@ def test_no_images_and_no_recorded_version_asks_for_images(repo: Path) -> None:
     (repo / "data" / "raw").mkdir(parents=True)
     with pytest.raises(StageInputError, match=r"^data/raw: no images; add one folder per class"):
         record_data(repo, "data/raw")
+
+
+def test_a_reproduced_stage_prints_no_git_add_hint(repo: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """DVC's "git add dvc.lock / autostage" hint would come after every stage of the flow;
+    the flow says it once, at its end."""
+    # check is the cheapest stage (no TensorFlow); forced, it rewrites dvc.lock, which is what DVC hints about.
+    assert dvcrun.reproduce(repo, "check", force=True) is True
+    printed = capfd.readouterr()
+    assert "Running stage 'check'" in printed.out + printed.err
+    assert "To track the changes with git" not in printed.out + printed.err
+    assert "core.autostage" not in printed.out + printed.err
