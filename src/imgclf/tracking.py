@@ -276,6 +276,24 @@ def run_link(params: Params, experiment_id: str, run_id: str) -> str:
     return f"{ui_url(params)}/#/experiments/{experiment_id}/runs/{run_id}?{WORKFLOW}"
 
 
+def local_experiment_id(params: Params) -> str | None:
+    """The experiment's id in the local sqlite store, read without importing MLflow (so
+    `imgclf ui` prints its link at once); None before the first training."""
+    import sqlite3
+    from contextlib import closing
+
+    db = store(params) / "mlflow.db"
+    if not db.exists():
+        return None
+    query = "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'"
+    try:
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as connection:
+            row = connection.execute(query, (params.tracking.experiment,)).fetchone()
+    except sqlite3.Error:  # a store MLflow has not made its tables in yet
+        return None
+    return None if row is None else str(row[0])
+
+
 def runs_link(base: str, experiment_id: str) -> str:
     """The experiment's runs list in the UI at ``base``, with the saved view's columns."""
     return f"{base}/#/experiments/{experiment_id}/runs?{WORKFLOW}&viewStateShareKey={VIEW_KEY}"

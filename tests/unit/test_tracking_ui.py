@@ -95,7 +95,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_store: Callable
 
 def test_a_new_store_has_imgclf_in_the_model_training_view_and_no_default(project: Params) -> None:
     params = project
+    assert tracking.local_experiment_id(params) is None  # tables, but no imgclf yet
     experiment_id = tracking.use_experiment(params)
+    assert tracking.local_experiment_id(params) == experiment_id  # what `imgclf ui` links to
     client = mlflow.MlflowClient()
     experiment = client.get_experiment(experiment_id)
     assert experiment.tags[tracking.KIND_TAG] == "custom_model_development"

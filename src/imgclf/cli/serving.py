@@ -91,7 +91,10 @@ def ui(
     if not uri.startswith("sqlite:///"):
         out.print(f"ui: MLFLOW_TRACKING_URI points at {uri}; open that server's UI instead")
         return
-    out.print(f"ui: http://{host}:{port} (store {uri}); Ctrl-C stops it")
+    # The runs list itself: MLflow 3.17's bare address opens its GenAI pages (see tracking.WORKFLOW).
+    experiment_id, base = tracking.local_experiment_id(params), f"http://{host}:{port}"
+    link = tracking.runs_link(base, experiment_id) if experiment_id else base
+    out.print(f"ui: {link} (store {uri}); Ctrl-C stops it")
     # MLflow's server in one process (imgclf.serving.ui_server), not `mlflow ui`'s two
     # rounds of importing it: the UI answers in half the time.
     artifacts = str(tracking.store(params) / "artifacts")
