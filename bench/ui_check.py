@@ -91,16 +91,22 @@ def run(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
 
 def prepare(folder: Path, env: dict[str, str]) -> Path:
     """A fresh clone of this repo with `make run` and a second, 2-epoch experiment done."""
-    project = folder / "proj"
-    if (project / "mlruns" / "mlflow.db").exists():
-        print(f"prepared project reused: {project} (delete it to start over)")
+    project, done = folder / "proj", folder / "proj.prepared"
+    if done.exists():
+        print(f"prepared project reused: {project} (delete {done} to start over)")
         return project
     shutil.rmtree(project, ignore_errors=True)
     log = folder / "prepare.log"
     run(["git", "clone", "--quiet", str(REPO), str(project)], folder, env, log)
     run(["make", "run"], project, env, log)
-    run([tool(project, "dvc"), "exp", "run", "-S", "train.epochs=2"], project, env, log)
+    run([tool(project, "dvc"), "exp", "run", "-S", "train.epochs=2"], project, with_venv(project, env), log)
+    done.touch()
     return project
+
+
+def with_venv(project: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the project's venv first on PATH: DVC's stage commands call `imgclf`."""
+    return {**env, "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"}
 
 
 @contextmanager
@@ -174,6 +180,7 @@ def main() -> int:
     env.pop("MLFLOW_TRACKING_URI", None)  # the project's own store
     env.pop("PREFECT_API_URL", None)
     project = prepare(out, env) if args.prepare else args.project.resolve()
+    env = with_venv(project, env)
     params = load_params(project / "params.yaml")
 
     from mlflow import MlflowClient
@@ -238,7 +245,7 @@ def browse(
         browser = playwright.chromium.launch(executable_path=BROWSER, args=flags)
 
         def page_for(check: Check) -> Any:
-            context = browser.new_context(viewport={"width": 1600, "height": 1000})
+            context = browser.new_context(viewport={"width": 2200, "height": 1000})
 
             def guard(route: Any) -> None:
                 if LOCAL.match(route.request.url):
@@ -265,8 +272,8 @@ def browse(
 
         def runs_list(page: Any, check: Check) -> None:
             page.goto(tracking.runs_link(mlflow_url, experiment_id))
-            for metric in tracking.HEADLINE_METRICS:
-                check.expect(visible(page, metric), f"{metric} shown")
+            for key in (*tracking.HEADLINE_METRICS, "train.epochs"):  # a param the two runs differ in
+                check.expect(visible(page, key), f"{key} shown")
             for info in runs:
                 check.expect(visible(page, info.run_name, 5_000), f"run {info.run_name} listed")
             settle(page)

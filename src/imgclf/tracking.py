@@ -172,9 +172,15 @@ def run_name(*, arch: str, backbone: str, size: int, commit: str, dirty: str) ->
 
 
 def differing_params(runs: Sequence[Mapping[str, str]]) -> list[str]:
-    """The param keys whose value is not the same in every run (missing counts as a value)."""
-    keys = sorted({key for run in runs for key in run})
-    return [key for key in keys if len({run.get(key) for run in runs}) > 1]
+    """The param keys every run has, with a value not the same in all.
+
+    A key some run lacks is left out: the run being trained has not yet logged what its
+    model adds at the end (max_images, max_pixels), which every earlier run has.
+    """
+    if not runs:
+        return []
+    keys = sorted(set.intersection(*(set(run) for run in runs)))
+    return [key for key in keys if len({run[key] for run in runs}) > 1]
 
 
 def view_columns(differing: list[str]) -> list[str]:
