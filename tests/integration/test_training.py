@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from imgclf import tracking
 from imgclf.params import Params, load_params
 from imgclf.stages import augment, evaluate, split, train, validate
 from pipeline import make_project, run_pipeline
@@ -44,7 +45,7 @@ def test_binary_outputs_and_metrics(binary: Params) -> None:
     assert "## Confusion matrix (test)" in card and "| f1 |" in card and "## Registry decision" in card
     assert "resized inside the model to 16x16" in card and "- augmentation: online, preset photo: flip True" in card
     run_id = json.loads(binary.path("run").read_text(encoding="utf-8"))["run_id"]
-    assert "http://127.0.0.1:5000/#/experiments/" in card and f"/runs/{run_id})" in card
+    assert "http://127.0.0.1:5000/#/experiments/" in card and f"/runs/{run_id}?{tracking.WORKFLOW})" in card
     assert not binary.path("checkpoints").exists()  # removed once training succeeded
 
 
