@@ -13,7 +13,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export DVC_NO_ANALYTICS ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test test-fast lint bench ui serve
+.PHONY: install run test test-fast lint bench ui ui-check serve
 
 install: .venv/.installed
 
@@ -65,6 +65,10 @@ bench: install
 ## The MLflow UI on 127.0.0.1:5000, comparing every run side by side.
 ui: install
 	$(RUN) imgclf ui
+
+## Screenshots of every page a user sees, in headless Chromium (Debian's chromium; bench/README.md).
+ui-check: install
+	$(UV) run --frozen --group ui python bench/ui_check.py --prepare
 
 ## Serve the champion on http://127.0.0.1:5001/invocations (POST a base64 JPEG; see README).
 serve: install

@@ -52,3 +52,20 @@ def test_summary_reads_the_reports_and_names_a_missing_one(tmp_path: Path) -> No
     lines = summary_lines(params)
     assert lines[:2] == [metrics_line(METRICS), "registry: m version 1 is the new champion: first"]
     assert "make ui" in lines[2] and "reports/model_card.md" in lines[2]
+
+
+def test_the_next_line_links_the_runs_list_only_for_a_local_store_it_can_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model-training view's runs list when the local store has the experiment; else
+    the UI's address (no store yet), or the tracking server's own (never the local id)."""
+    (tmp_path / "params.yaml").write_text("{}\n", encoding="utf-8")
+    params = load_params(tmp_path / "params.yaml")
+    params.path("metrics").parent.mkdir(parents=True)
+    params.path("metrics").write_text(json.dumps(METRICS), encoding="utf-8")
+    promotion = {"model_name": "m", "version": "1", "decision": "champion", "reasons": ["first"], "champion": None}
+    params.path("promotion").write_text(json.dumps(promotion), encoding="utf-8")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert "(MLflow at http://127.0.0.1:5000)" in summary_lines(params)[2]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert "(MLflow at http://tracking.example:5000)" in summary_lines(params)[2]

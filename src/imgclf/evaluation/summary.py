@@ -19,10 +19,15 @@ def summary_lines(params: Params) -> list[str]:
     """Three to four lines for a terminal: metrics, decision (and why), next steps."""
     metrics = _read(params, "metrics", "imgclf evaluate")
     promotion = _read(params, "promotion", "imgclf register")
+    # The runs list on the model-training view: MLflow 3.17's bare address opens its GenAI pages.
+    ui = tracking.ui_url(params)
+    local = tracking.tracking_uri(params).startswith("sqlite:")
+    experiment_id = tracking.local_experiment_id(params) if local else None  # a server's: not read here
+    where = tracking.runs_link(ui, experiment_id) if experiment_id else ui
     return [
         metrics_line(metrics),
         decision_line(promotion),
-        f"next: `make ui` to compare runs (MLflow at {tracking.ui_url(params)}), `dvc plots show`, "
+        f"next: `make ui` to compare runs (MLflow at {where}), `dvc plots show`, "
         f"{params.paths.model_card}, {params.paths.plots}/",
     ]
 
