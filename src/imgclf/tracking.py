@@ -282,14 +282,22 @@ def run_link(params: Params, experiment_id: str, run_id: str) -> str:
     return f"{ui_url(params)}/#/experiments/{experiment_id}/runs/{run_id}?{WORKFLOW}"
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
 def local_experiment_id(params: Params) -> str | None:
-    """The experiment's id in the local sqlite store, read without importing MLflow (so
-    `imgclf ui` prints its link at once); None before the first training."""
+    """The experiment's id in the sqlite store MLflow is pointed at, read without importing
+    MLflow (so `imgclf ui` prints its link at once); None before the first training, or
+    for a tracking server (its ids are not read here)."""
     import sqlite3
     from contextlib import closing
 
-    db = store(params) / "mlflow.db"
-    if not db.exists():
+    db = sqlite_file(tracking_uri(params))
+    if db is None or not db.exists():
         return None
     query = "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'"
     try:

@@ -20,9 +20,7 @@ def summary_lines(params: Params) -> list[str]:
     metrics = _read(params, "metrics", "imgclf evaluate")
     promotion = _read(params, "promotion", "imgclf register")
     # The runs list on the model-training view: MLflow 3.17's bare address opens its GenAI pages.
-    ui = tracking.ui_url(params)
-    local = tracking.tracking_uri(params).startswith("sqlite:")
-    experiment_id = tracking.local_experiment_id(params) if local else None  # a server's: not read here
+    ui, experiment_id = tracking.ui_url(params), tracking.local_experiment_id(params)
     where = tracking.runs_link(ui, experiment_id) if experiment_id else ui
     return [
         metrics_line(metrics),

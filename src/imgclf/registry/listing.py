@@ -17,8 +17,9 @@ import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from imgclf.tracking import sqlite_file
 
 # What MLflow's store marks a deleted version with (it keeps the row).
 DELETED_STAGE = "Deleted_Internal"
@@ -52,13 +53,6 @@ class Snapshot:
     versions: list[Version] = field(default_factory=list)  # newest first
     aliases: dict[str, str] = field(default_factory=dict)  # alias -> version
     tags: dict[str, str] = field(default_factory=dict)  # the registered model's
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
 
 
 def read(uri: str, name: str) -> Snapshot | None:
