@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from imgclf.evaluation.summary import HEADLINE
 from imgclf.params import Params
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _result(stage: str, reports: Mapping[str, Any], link: str | None) -> str | N
         return f"{len(history)} epochs, val_accuracy {float(last['val_accuracy']):.4f}{run}"
     if stage == "evaluate":
         m = reports["metrics"]
-        scores = ", ".join(f"{k} {m[k]:.4f}" for k in ("accuracy", "precision", "recall", "f1", "roc_auc") if k in m)
+        scores = ", ".join(f"{k} {m[k]:.4f}" for k in HEADLINE if k in m)
         images = m.get("test_images")
         return f"{scores}" + (f" on {images} test images" if images is not None else "") + run
     if stage == "register":
