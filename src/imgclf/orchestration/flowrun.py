@@ -24,6 +24,9 @@ from imgclf.params import Params
 from imgclf.waiting import wait_until_up
 
 FLOW_FILE = "pipelines/training_flow.py"  # relative to the project root; also the deployments' entrypoint
+# Seconds `imgclf schedule`, stopping, leaves its flow runs to end on the runner's own cancel
+# before it signals them itself (a run's Cancelled report takes 1-3 s on 2 cores).
+RUNNER_GRACE = 3.0
 
 
 def load_flow(params: Params) -> Any:
@@ -257,7 +260,6 @@ def _stop_serving(runner: Any, loop: Any, serving: Any, deployment: UUID, signum
     import asyncio
     import time
 
-    import psutil
     from prefect.logging import get_logger
 
     logger = get_logger("imgclf")
@@ -267,16 +269,20 @@ def _stop_serving(runner: Any, loop: Any, serving: Any, deployment: UUID, signum
 
     logger.info("%s: stopping the runner and the flow run under way", signal.Signals(signum).name)
     if loop is not None and not loop.is_closed():
-        # Stops polling, and cancels the runs it started the way Prefect does (the flow run
-        # process is told, then SIGTERM). Not awaited here: the steps below bound it.
+        # Stops polling, and cancels the runs it started the way Prefect does: the flow run
+        # process is told over its control channel, then one SIGTERM. Not awaited here: the
+        # steps below bound it.
         asyncio.run_coroutine_threadsafe(runner.astop(), loop)
-    # The flow run processes and their stage commands; not multiprocessing's resource
-    # tracker, which ignores SIGTERM and ends with this process. SIGTERM from here too: a
-    # run the runner had not registered yet; SIGKILL for any left 3 s before the deadline.
-    runs = [p for p in stopping.descendants() if "multiprocessing.resource_tracker" not in _command(p)]
-    stopping.terminate(runs, grace=max(0.5, left() - 2))
     under_way = _taken_runs(deployment)
-    psutil.wait_procs(runs, timeout=max(0.0, left() - 1))
+    # The flow run processes and their stage commands; not multiprocessing's resource
+    # tracker, which ignores SIGTERM and ends with this process. A second SIGTERM, from here,
+    # would land in the run's own report of the cancel and cut it short (a coroutine "never
+    # awaited"), so the runner's signal has RUNNER_GRACE first. What still runs then (a run
+    # the runner had not registered yet) gets SIGTERM from here, SIGKILL 3 s before the deadline.
+    runs = [p for p in stopping.descendants() if "multiprocessing.resource_tracker" not in _command(p)]
+    left_running = stopping.wait_gone(runs, timeout=min(RUNNER_GRACE, max(0.0, left() - 4)))
+    stopping.terminate(left_running, grace=max(0.5, left() - 2))
+    stopping.wait_gone(left_running, timeout=max(0.0, left() - 1))
     cancelled = _cancel(under_way | _taken_runs(deployment), signum)
     serving.join(timeout=max(0.0, left()))
     logger.info("stopped; flow runs cancelled: %s", ", ".join(cancelled) or "none")

@@ -208,14 +208,21 @@ def terminate(processes: list[Any], grace: float = STAGE_GRACE) -> None:
 def _kill_after(tree: list[Any], grace: float) -> None:
     import psutil
 
-    # Polled, never waited for: psutil's wait() reaps a child of ours, and then its real
-    # parent (DVC's subprocess call) reads exit status 0 and records a killed stage as done.
-    deadline = time.monotonic() + grace
-    while (alive := [p for p in tree if running(p)]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for process in alive:
+    for process in wait_gone(tree, grace):
         with suppress(psutil.Error):
             process.kill()
+
+
+def wait_gone(processes: list[Any], timeout: float) -> list[Any]:
+    """Wait until none of ``processes`` runs, ``timeout`` s at most; the ones still running.
+
+    Polled, never waited for: psutil's wait() reaps a child of another's (DVC's subprocess
+    call, a Prefect runner's process handle), which then reads exit status 0 and takes a
+    killed stage or flow run for one that ended by itself."""
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in processes if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
 
 
 def running(process: Any) -> bool:
