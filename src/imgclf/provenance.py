@@ -106,6 +106,32 @@ def content_hash(model_file: Path) -> str:
     return digest.hexdigest()
 
 
+# Keras's own stamp for the archive's entries, given to every entry, and the save date's stand-in.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+SAVED_AT = "1980-01-01@00:00:00"
+
+
+def normalize_archive(model_file: Path) -> None:
+    """Rewrite a .keras file in place so that its bytes, and so DVC's md5, depend only on
+    the model: the same weights saved twice, in any process, give the same file.
+
+    Keras stamps the weights entry with the save time and metadata.json with the save
+    date (kept as a fixed stand-in: Keras's file editor reads the key), and numbers
+    shared objects by id(); the ids are renumbered as content_hash does, so the
+    archive's content hash is unchanged. Entries stay stored uncompressed, in order.
+    """
+    staging = model_file.with_name(f".{model_file.name}.normalizing")
+    with zipfile.ZipFile(model_file) as source, zipfile.ZipFile(staging, "w", zipfile.ZIP_STORED) as target:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "metadata.json":
+                data = json.dumps({**json.loads(data), "date_saved": SAVED_AT}).encode()
+            elif entry.filename == "config.json":
+                data = json.dumps(_renumber(json.loads(data), {})).encode()
+            target.writestr(zipfile.ZipInfo(entry.filename, date_time=ZIP_EPOCH), data)
+    staging.replace(model_file)
+
+
 def _renumber(node: Any, seen: dict[Any, int]) -> Any:
     """The config with each shared_object_id replaced by its order of first appearance."""
     if isinstance(node, dict):

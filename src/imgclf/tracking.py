@@ -28,6 +28,7 @@ from imgclf.atomic import write_json
 from imgclf.errors import StageInputError, TrackingUnavailable
 from imgclf.nested import leaves
 from imgclf.params import Params
+from imgclf.provenance import file_md5
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -313,33 +314,88 @@ def runs_link(base: str, experiment_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs?{WORKFLOW}&viewStateShareKey={VIEW_KEY}"
 
 
+# Tags on train's run: the md5 (DVC's, of the file's bytes) of the model file it saved, and
+# the logged model's URI; later stages find the run by the model they are given.
+MODEL_MD5_TAG, MODEL_URI_TAG = "model_md5", "model_uri"
+
+
 def save_run(params: Params, run: Run, model_uri: str) -> None:
-    """paths.run: the run later stages add to, and the logged model register registers."""
-    write_json(
-        params.path("run"),
-        {
-            "run_id": run.info.run_id,
-            "experiment_id": run.info.experiment_id,
-            "tracking_uri": tracking_uri(params),
-            "model_uri": model_uri,
-        },
-    )
+    """Record, for evaluate and register, the run that logged paths.model: tags on the run
+    (the active one) and paths.run, a pointer that spares them a search.
+
+    paths.run is not a DVC output: a run id belongs to one store, so a fresh clone's
+    `dvc repro` would change dvc.lock with every new store. The tags travel with the run.
+    """
+    import mlflow
+
+    md5 = file_md5(params.path("model"))
+    mlflow.set_tags({MODEL_MD5_TAG: md5, MODEL_URI_TAG: model_uri})
+    write_json(params.path("run"), _pointer(params, run.info.run_id, run.info.experiment_id, model_uri, md5))
+
+
+def _pointer(params: Params, run_id: str, experiment_id: str, model_uri: str, md5: str) -> dict[str, str]:
+    return {
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "tracking_uri": tracking_uri(params),
+        "model_uri": model_uri,
+        "model_md5": md5,
+    }
 
 
 def saved_run(params: Params) -> dict[str, str]:
-    """What train recorded in paths.run."""
+    """The run that logged the model now in paths.model: paths.run when it names that model
+    in this store, else the newest run of the experiment tagged with the model's md5 (a
+    model `dvc checkout` or `dvc exp apply` restored, a pointer from another store or
+    lost), which paths.run then names.
+
+    Raises:
+        StageInputError: no model, or no run in this store logged it.
+    """
+    model = params.path("model")
+    if not model.is_file():
+        raise StageInputError(f"{params.paths.model}: no trained model; run `imgclf train` first")
+    md5, uri = file_md5(model), tracking_uri(params)
     try:
         saved = json.loads(params.path("run").read_text(encoding="utf-8"))
-        if not isinstance(saved, dict) or "run_id" not in saved:
-            raise ValueError
     except (OSError, ValueError):
-        raise StageInputError(f"{params.paths.run}: no training run recorded; run `imgclf train` first") from None
-    return {str(k): str(v) for k, v in saved.items()}
+        saved = None
+    if isinstance(saved, dict) and saved.get("model_md5") == md5 and saved.get("tracking_uri") == uri:
+        return {str(k): str(v) for k, v in saved.items()}
+    found = _run_of_model(params, md5)
+    if found is None:
+        raise StageInputError(
+            f"{params.paths.model}: no MLflow run in {uri} logged this model (md5 {md5}); "
+            "retrain it with `dvc repro -f train`"
+        )
+    write_json(params.path("run"), found)
+    return found
+
+
+def _run_of_model(params: Params, md5: str) -> dict[str, str] | None:
+    """The newest run of the experiment tagged with ``md5``, as paths.run records it."""
+    connect(params)
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(params.tracking.experiment)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.{MODEL_MD5_TAG} = '{md5}'",  # a hex digest: nothing to quote
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs or MODEL_URI_TAG not in runs[0].data.tags:
+        return None
+    run = runs[0]
+    return _pointer(params, run.info.run_id, run.info.experiment_id, run.data.tags[MODEL_URI_TAG], md5)
 
 
 @contextmanager
 def resume_run(params: Params) -> Iterator[str]:
-    """Reopen the run that train recorded in paths.run; yields its id."""
+    """Reopen the run that logged paths.model (saved_run); yields its id."""
     run_id = saved_run(params)["run_id"]
     use_experiment(params)
     import mlflow

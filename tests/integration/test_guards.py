@@ -3,6 +3,7 @@ stage before DVC deletes outputs, and a validation report tied to its manifest."
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def test_an_output_naming_the_images_stops_repro_before_any_stage(project: Path,
 def test_a_params_typo_keeps_the_last_good_model(project: Path) -> None:
     # Before the check stage, DVC deleted models/ and then train failed on the typo.
     before = outputs(project)
-    assert {"models/model.keras", "models/classes.json", "models/run.json"} <= before.keys()
+    assert {"models/model.keras", "models/classes.json"} <= before.keys()
     set_params(project, train={"epochs": 0})
     result = sh("dvc", "repro", cwd=project, check=False)
     assert result.returncode != 0 and ran(result) == ["check"]
@@ -98,13 +99,25 @@ def test_a_params_typo_keeps_the_last_good_model(project: Path) -> None:
     assert outputs(project) == before
 
 
-def test_what_a_later_stage_needs_comes_back_with_dvc_checkout(project: Path) -> None:
-    # models/run.json was not cached: a lost one meant a full retrain.
+def test_a_checked_out_model_finds_the_run_that_logged_it(
+    project: Path, trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # models/run.json is no DVC output (a run id belongs to one store): a model that
+    # `dvc checkout` brings back finds its run in the store by the md5 tagged on it.
     before = outputs(project)
     shutil.rmtree(project / "models")
     sh("dvc", "checkout", cwd=project)
-    assert outputs(project) == before
+    assert outputs(project) == before and "models/run.json" not in before
     assert "Data and pipelines are up to date." in sh("dvc", "status", cwd=project).stdout
+    alone = imgclf("evaluate", cwd=project)  # the clone's own store: no run logged this model
+    assert alone.returncode == 1 and alone.stderr.count("\n") == 1, alone.stderr
+    assert "models/model.keras: no MLflow run in sqlite:///" in alone.stderr and "dvc repro -f train" in alone.stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{trained / 'mlruns' / 'mlflow.db'}")
+    found = imgclf("evaluate", cwd=project)  # the store the model was trained into
+    assert found.returncode == 0, found.stderr
+    logged = json.loads((trained / "models" / "run.json").read_text(encoding="utf-8"))
+    pointer = json.loads((project / "models" / "run.json").read_text(encoding="utf-8"))
+    assert pointer["run_id"] == logged["run_id"] and pointer["model_uri"] == logged["model_uri"]
 
 
 def test_check_refuses_an_output_folder_of_the_users(project: Path) -> None:

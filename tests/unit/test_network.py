@@ -101,3 +101,32 @@ def test_an_unresolved_small_cnn_is_never_built() -> None:
 
     with pytest.raises(RuntimeError, match=r"before imgclf\.training\.autoconf\.resolve"):
         build_model(2, 28, Model())
+
+
+def test_the_same_weights_saved_twice_give_the_same_archive(tmp_path: Path) -> None:
+    """DVC records the .keras file's md5: Keras's save date and id()-numbered shared objects
+    made every save of the same weights a new file (a fresh clone changed dvc.lock)."""
+    import keras
+
+    from imgclf.provenance import content_hash, file_md5, normalize_archive
+    from imgclf.training.network import augmentation, build_model
+
+    def built() -> keras.Model:
+        keras.backend.clear_session()  # the same layer names, as in a process of its own
+        layers = augmentation(Augment(**PRESETS["silhouette"]), 0)
+        return build_model(2, 16, Model(arch="small_cnn", **SMALL), layers)[0]  # type: ignore[arg-type]
+
+    first, second = built(), built()  # other objects, so other id()s in the config
+    second.set_weights(first.get_weights())
+    files = [tmp_path / "first.keras", tmp_path / "second.keras"]
+    for model, path in zip((first, second), files, strict=True):
+        model.save(path)
+    assert file_md5(files[0]) != file_md5(files[1])  # what DVC saw before
+    hashes = [content_hash(path) for path in files]
+    for path in files:
+        normalize_archive(path)
+    assert file_md5(files[0]) == file_md5(files[1])
+    assert [content_hash(path) for path in files] == hashes  # registered versions keep their identity
+    loaded = keras.models.load_model(files[1], safe_mode=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 20, 30, 3), dtype="uint8")
+    assert np.array_equal(np.asarray(loaded(pixels, training=False)), np.asarray(first(pixels, training=False)))

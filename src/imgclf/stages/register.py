@@ -1,6 +1,6 @@
 """register stage: put the trained model in the MLflow Model Registry and gate it.
 
-The model train logged (paths.run) becomes a version of ``register.model_name``,
+The model train logged (found by tracking.saved_run) becomes a version of ``register.model_name``,
 aliased ``challenger`` and tagged with its provenance and test metrics, unless the
 same model (same content hash) is already a version. A new version then faces the
 gate: the ``register.min_metrics`` floors and, when there is a champion, an F1 at
@@ -31,8 +31,6 @@ def run(params: Params) -> RegisterResult:
     import mlflow
 
     saved = tracking.saved_run(params)
-    if "model_uri" not in saved:
-        raise StageInputError(f"{params.paths.run}: no logged model; retrain with `dvc repro -f train`")
     if not params.path("metrics").exists():
         raise StageInputError(f"{params.paths.metrics}: the model was not evaluated; run `imgclf evaluate` first")
     # The last decision's report and card go first: after a failure there is none that

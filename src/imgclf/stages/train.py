@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from imgclf import tracking
+from imgclf import provenance, tracking
 from imgclf.atomic import write_json
 from imgclf.data.datasets import Examples, split_examples
 from imgclf.errors import StageInputError
@@ -104,6 +104,7 @@ def _save_outputs(params: Params, model: Any, classes: list[str], history: list[
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.stem}.tmp.keras")
     model.save(staging)
+    provenance.normalize_archive(staging)  # its md5 in dvc.lock: the same weights, the same file
     staging.replace(path)
     write_json(params.path("classes"), {"classes": classes, "image_size": params.train.size})
     write_csv(params.path("train_history"), history, checkpoints_core.HISTORY_COLUMNS)
