@@ -48,6 +48,9 @@ class Paths(_Section):
     plots: str = "reports/plots"  # confusion matrix, ROC, precision-recall, worst errors (PNG)
     model_card: str = "reports/model_card.md"  # data, settings, metrics and the registry decision
     promotion: str = "reports/promotion.json"  # the gate's decision on the last registered model
+    # Which model register put in the registry (name, content hash): the register stage's
+    # DVC output, the same for the same model in any store (promotion.json names this store's run).
+    registered: str = "models/registered.json"
     mlruns: str = "mlruns"  # the local MLflow store (sqlite + artifacts) unless MLFLOW_TRACKING_URI is set
     params_check: str = "reports/params_check.json"  # written by the check stage every other stage waits for
     # paths.raw may lie outside the project only when this says so (a mounted photo share):

@@ -5,7 +5,8 @@ aliased ``challenger`` and tagged with its provenance and test metrics, unless t
 same model (same content hash) is already a version. A new version then faces the
 gate: the ``register.min_metrics`` floors and, when there is a champion, an F1 at
 least ``register.min_delta`` higher than the champion's, both models scored here on
-the current test split. Writes reports/promotion.json and the model card.
+the current test split. Writes reports/promotion.json and the model card (this store's
+record of the decision), then paths.registered (which model is registered: DVC's output).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def run(params: Params) -> RegisterResult:
         raise StageInputError(f"{params.paths.metrics}: the model was not evaluated; run `imgclf evaluate` first")
     # The last decision's report and card go first: after a failure there is none that
     # could be mistaken for this model's (and DVC sees the stage's outputs missing).
-    for key in ("promotion", "model_card"):
+    for key in ("registered", "promotion", "model_card"):
         params.path(key).unlink(missing_ok=True)
     classes = trained_classes(params)
     model_hash = registry.content_hash(params.path("model"))
@@ -89,4 +90,6 @@ def run(params: Params) -> RegisterResult:
         mlflow.set_tags({"registered_model": cfg.model_name, "registered_version": outcome.version})
         for key in ("promotion", "model_card"):
             mlflow.log_artifact(str(params.path(key)), artifact_path="registry")
+    # Last: DVC's record that this model is registered, so a failure above reruns the stage.
+    write_json(params.path("registered"), {"model_name": cfg.model_name, "content_hash": model_hash})
     return RegisterResult(promotion=promotion)
