@@ -20,7 +20,6 @@ from prefect.exceptions import TerminationSignal
 from prefect.states import Cancelled
 from prefect.tasks import exponential_backoff
 
-from imgclf import tracking
 from imgclf.errors import Stopped
 from imgclf.orchestration import dvcrun, flowreports, results, stopping
 from imgclf.params import Params, load_params
@@ -72,8 +71,7 @@ def publish(stage: str, params_file: str) -> None:
     elif stage == "evaluate":
         table = flowreports.metrics_table(read("metrics"))
         create_table_artifact(table, key="test-metrics", description=about("test-metrics"))
-        run = read("run")
-        link = tracking.run_link(params, run["experiment_id"], run["run_id"])
+        link = results.run_link(params, {"run": read("run")})
         pairs = ((r["actual"], r["predicted"]) for r in read_csv(params.path("confusion_matrix")))
         markdown = flowreports.confusion_markdown(pairs, link)
         create_markdown_artifact(markdown, key="confusion-matrix", description=about("confusion-matrix"))

@@ -26,6 +26,7 @@ from filelock import FileLock
 from imgclf import telemetry
 from imgclf.atomic import write_json
 from imgclf.errors import StageInputError, TrackingUnavailable
+from imgclf.evaluation import HEADLINE
 from imgclf.nested import leaves
 from imgclf.params import Params
 from imgclf.provenance import file_md5
@@ -42,7 +43,7 @@ KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 # decides the view and, without it in the URL, defaults to GenAI (kept per browser).
 WORKFLOW = "workflowType=machine_learning"
 # The headline test metrics evaluate logs: the runs list's first columns.
-HEADLINE_METRICS = ("test_accuracy", "test_precision", "test_recall", "test_f1", "test_roc_auc")
+HEADLINE_METRICS = tuple(f"test_{name}" for name in HEADLINE)
 # Params worth a column even before two runs differ in them.
 KEY_PARAMS = ("model.arch", "train.image_size", "train.epochs", "train.learning_rate")
 # A saved view of the runs list: the UI reads it from the experiment tag

@@ -70,3 +70,16 @@ def test_metrics_lead_with_the_headline_for_dvc_exp_show() -> None:
     assert list(binary) == [*headline, "roc_auc", "test_images"]
     many = score(np.array([0, 1, 2, 2]), np.eye(3)[[0, 1, 2, 1]], ["a", "b", "c"], None, 0.5).metrics
     assert list(many)[:5] == [*headline, "test_images"]
+
+
+def test_the_areas_of_the_points_are_sklearns() -> None:
+    # The PNGs' legends read them off the same points as the CSVs.
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from imgclf.evaluation.curves import curves
+
+    truth, scores = curve_inputs(LABELS, probabilities(P_DOG[:, None], 2), 1)
+    computed = curves(truth, scores)
+    assert computed is not None
+    assert computed.roc_auc == pytest.approx(roc_auc_score(truth, scores))
+    assert computed.average_precision == pytest.approx(average_precision_score(truth, scores))

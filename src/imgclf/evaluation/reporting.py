@@ -11,6 +11,8 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from imgclf.evaluation.curves import Curves
+
 
 def history_plot(history: Sequence[dict[str, Any]]) -> Figure:
     """Loss and accuracy per epoch, train and validation."""
@@ -51,28 +53,22 @@ def confusion_plot(confusion: np.ndarray, classes: list[str]) -> Figure:
     return figure
 
 
-def curve_plots(truth: np.ndarray, scores: np.ndarray, positive: str) -> dict[str, Figure]:
-    """ROC and precision-recall curves for the positive class."""
+def curve_plots(curves: Curves, positive: str) -> dict[str, Figure]:
+    """ROC and precision-recall curves for the positive class (the points of its CSVs)."""
     from matplotlib.figure import Figure
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-    figures = {}
-    fpr, tpr, _ = roc_curve(truth, scores)
     roc = Figure(figsize=(4.5, 4.5), layout="constrained")
     axes = roc.subplots()
-    axes.plot(fpr, tpr, label=f"AUC {roc_auc_score(truth, scores):.3f}")
+    axes.plot(curves.fpr, curves.tpr, label=f"AUC {curves.roc_auc:.3f}")
     axes.plot([0, 1], [0, 1], ":", color="grey")
     axes.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC ({positive})")
     axes.legend(loc="lower right")
-    figures["roc"] = roc
-    precision, recall, _ = precision_recall_curve(truth, scores)
     pr = Figure(figsize=(4.5, 4.5), layout="constrained")
     axes = pr.subplots()
-    axes.plot(recall, precision, label=f"AP {average_precision_score(truth, scores):.3f}")
+    axes.plot(curves.recall, curves.precision, label=f"AP {curves.average_precision:.3f}")
     axes.set(xlabel="recall", ylabel="precision", title=f"precision-recall ({positive})", ylim=(0, 1.02))
     axes.legend(loc="lower left")
-    figures["precision_recall"] = pr
-    return figures
+    return {"roc": roc, "precision_recall": pr}
 
 
 def gallery(images: list[np.ndarray], captions: list[str]) -> Figure:

@@ -9,9 +9,9 @@ from typing import Any
 
 from imgclf import tracking
 from imgclf.errors import StageInputError
+from imgclf.evaluation import HEADLINE
 from imgclf.params import Params
 
-HEADLINE = ("accuracy", "precision", "recall", "f1", "roc_auc")
 _NAMES = {"f1": "F1", "roc_auc": "ROC AUC"}
 
 

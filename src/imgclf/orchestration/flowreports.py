@@ -54,20 +54,13 @@ def metrics_table(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"metric": k, "value": round(v, 4)} for k, v in flat_metrics(dict(metrics)).items()]
 
 
-def confusion_markdown(pairs: Iterable[tuple[str, str]], run_link: str) -> str:
-    """A confusion matrix from (actual, predicted) pairs, and where the run is."""
+def confusion_markdown(pairs: Iterable[tuple[str, str]], run_link: str | None) -> str:
+    """A confusion matrix from (actual, predicted) pairs, and where the run is (if known)."""
     counts = Counter(pairs)
     classes = sorted({c for pair in counts for c in pair})
     matrix = [[counts[(actual, predicted)] for predicted in classes] for actual in classes]
-    return "\n".join(
-        [
-            "# Confusion matrix (test split)",
-            "",
-            *confusion_table(classes, matrix),
-            "",
-            f"MLflow run: [{run_link}]({run_link})",
-        ]
-    )
+    where = ["", f"MLflow run: [{run_link}]({run_link})"] if run_link else []
+    return "\n".join(["# Confusion matrix (test split)", "", *confusion_table(classes, matrix), *where])
 
 
 def promotion_markdown(promotion: Mapping[str, Any]) -> str:

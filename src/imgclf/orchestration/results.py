@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from imgclf.evaluation.summary import HEADLINE
+from imgclf.evaluation import HEADLINE
 from imgclf.params import Params
 
 log = logging.getLogger(__name__)

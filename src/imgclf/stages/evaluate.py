@@ -59,16 +59,16 @@ def run(params: Params) -> EvaluateResult:
     )
     pos_index = classes.index(positive) if positive is not None else None  # None: micro average
     truth, scores = curves.curve_inputs(labels, scored.probabilities, pos_index)
-    write_csv(params.path("roc_curve"), curves.roc_points(truth, scores), curves.ROC_COLUMNS)
-    write_csv(params.path("pr_curve"), curves.pr_points(truth, scores), curves.PR_COLUMNS)
+    computed = curves.curves(truth, scores)
+    write_csv(params.path("roc_curve"), curves.roc_points(truth, scores, computed), curves.ROC_COLUMNS)
+    write_csv(params.path("pr_curve"), curves.pr_points(truth, scores, computed), curves.PR_COLUMNS)
 
     plots = params.path("plots")
     owned.check(plots, "paths.plots")
     owned.mark(plots, "evaluate")  # DVC clears the folder before each run; the marker tells `imgclf check` it is ours
     figures = {"confusion_matrix": reporting.confusion_plot(scored.confusion, classes)}
-    if positive is not None and len(set(test.labels)) == 2:
-        pos = classes.index(positive)
-        figures |= reporting.curve_plots(labels == pos, scored.probabilities[:, pos], positive)
+    if positive is not None and computed is not None:  # two classes, both in the test split
+        figures |= reporting.curve_plots(computed, positive)
     worst = scoring.worst_errors(labels, scored, params.evaluate.gallery_size)
     figures["worst_errors"] = reporting.gallery(
         [load_rgb(test.files[i].read_bytes()) for i in worst],
