@@ -94,3 +94,50 @@ def test_a_child_that_ignores_the_signal_is_killed_after_the_grace() -> None:
     code, took = stop(driver, signal.SIGTERM, pids, within=8)
     assert not any(alive(pid) for pid in pids), pids
     assert code == 128 + signal.SIGKILL and 1 <= took < 8
+
+
+# imgclf serve's child (imgclf.serving.workers) with two workers that a SIGTERM ends, as
+# uvicorn's do: the workers are spawned, so they import this module from PYTHONPATH.
+IDLE_WORKER = """
+import time
+def serve(host, port, sock):
+    time.sleep(60)
+"""
+SERVE = """
+import sys
+import idle_worker
+from imgclf.serving.workers import main
+sys.exit(main("127.0.0.1", 0, 2, target=idle_worker.serve))
+"""
+
+
+def test_a_killed_parent_leaves_no_server_worker_behind(tmp_path: Path) -> None:
+    """SIGKILL to imgclf serve: the kernel sends its child SIGTERM (PR_SET_PDEATHSIG), and
+    the child stops its workers, which no signal reached. Seen before: the workers and
+    their supervisor served on, reparented to init, 43 min after the test that started them."""
+    import psutil
+
+    (tmp_path / "idle_worker.py").write_text(IDLE_WORKER, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    serve = DRIVER.replace("sys.argv[1], sys.argv[2]", "sys.argv[1]").replace("float(sys.argv[3])", "7.0")
+    driver = subprocess.Popen([sys.executable, "-c", serve, SERVE], env=env, start_new_session=True)
+    tree: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the supervisor and its two spawned workers
+            tree = psutil.Process(driver.pid).children(recursive=True)
+            if sum("multiprocessing.spawn" in " ".join(p.cmdline()) for p in tree) >= 2:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the workers never started")
+        driver.kill()
+        driver.wait()
+        deadline = time.monotonic() + 10
+        while any(alive(p.pid) for p in tree) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p.pid for p in tree if alive(p.pid)]
+    finally:
+        for process in tree:
+            if alive(process.pid):
+                process.kill()

@@ -8,7 +8,8 @@ SIGINT (Ctrl-C) to imgclf must stop all of them, and leave none behind:
   to the whole group (the server's workers included);
 - the server gets ``grace`` seconds to finish what it is answering; then, or on a
   second signal, the group is killed (SIGKILL);
-- if imgclf itself is killed, Linux sends the child SIGTERM (PR_SET_PDEATHSIG).
+- if imgclf itself is killed, Linux sends the child SIGTERM (PR_SET_PDEATHSIG); the
+  child passes it on to its workers (imgclf.serving.workers), which no signal reached.
 """
 
 from __future__ import annotations

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 GRACE = 5  # seconds a worker gives requests in flight after SIGTERM (run_child kills at 7)
+POLL = 0.5  # seconds between looks at whether imgclf serve is still there, once a stop was asked
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -49,10 +52,15 @@ def worker(host: str, port: int, sock: socket.socket) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def main(host: str, port: int, workers: int) -> int:
-    """Serve until the workers end; 0 after a stop signal, else the first failure's code."""
+def main(host: str, port: int, workers: int, target: Callable[[str, int, socket.socket], None] = worker) -> int:
+    """Serve until the workers end; 0 after a stop signal, else the first failure's code.
+
+    Args:
+        target: what each worker process runs (a module-level function: workers are spawned).
+    """
     # Bound here, before any worker starts, so a port in use fails at once and in one place.
     sockets = [listening_socket(host, port) for _ in range(workers)]
+    parent = os.getppid()  # imgclf serve
     asked: list[int] = []
     # The stop signal reaches every worker of the group too: this process only waits for
     # them (dying first would let run_child kill them mid-answer).
@@ -60,7 +68,7 @@ def main(host: str, port: int, workers: int) -> int:
         signal.signal(sig, lambda signum, frame: asked.append(signum))
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter per worker, nothing forked
     processes = [
-        spawn.Process(target=worker, args=(host, port, sock), name=f"imgclf-serve-{i}")
+        spawn.Process(target=target, args=(host, port, sock), name=f"imgclf-serve-{i}")
         for i, sock in enumerate(sockets)
     ]
     for process in processes:
@@ -68,9 +76,15 @@ def main(host: str, port: int, workers: int) -> int:
     for sock in sockets:
         sock.close()  # each worker holds its own copy
     pending = list(processes)
-    failure = 0
+    failure, orphaned = 0, False
     while pending:
-        ended = multiprocessing.connection.wait([p.sentinel for p in pending])
+        ended = multiprocessing.connection.wait([p.sentinel for p in pending], timeout=POLL)
+        if asked and not orphaned and os.getppid() != parent:
+            # imgclf serve was killed (SIGKILL, OOM): the kernel signalled this process alone
+            # (PR_SET_PDEATHSIG), not the group, so the workers would serve on, orphaned.
+            orphaned = True
+            for process in pending:
+                process.terminate()
         for process in [p for p in pending if p.sentinel in ended]:
             process.join()
             pending.remove(process)
