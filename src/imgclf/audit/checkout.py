@@ -4,8 +4,8 @@ out by DVC from the project's cache (or fetched from the default remote first).
 
 The worktree shares the workspace's git objects and DVC cache, so nothing is copied but
 the files checked out, and the workspace's files, `git status` and `dvc status` stay as
-they were: git records the worktree under .git/worktrees/ until it is removed, and DVC's
-cache gains the objects the rebuild writes (content-addressed, next to the existing ones).
+they were: git records the worktree under .git/worktrees/ until it is removed, and the
+workspace's DVC cache is only read (the worktree has a cache of its own).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import yaml
 from imgclf.audit import dataversion
 from imgclf.errors import LineageError
 
-log = logging.getLogger(__name__)
+WORKSPACE_CACHE = "imgclf-workspace-cache"  # the worktree's name for the workspace's DVC cache, as a remote
 
 
 @contextmanager
@@ -59,9 +59,13 @@ def apply_diff(project: Path, patch: bytes) -> None:
 
 def restore_data(workspace: Path, project: Path, raw: Path, data: dataversion.DataVersion) -> None:
     """The folder ``raw`` of the worktree's ``project`` filled with the data version ``data``:
-    checked out from the workspace's DVC cache, fetched from the default remote first when
-    the cache lacks it. The workspace's local DVC config (remotes, their credentials) is
-    the worktree's too.
+    fetched from the workspace's DVC cache when it holds it, else from the default remote,
+    into the worktree's own cache, and checked out. The workspace's local DVC config
+    (remotes, their credentials) is the worktree's too.
+
+    The worktree's own cache (in its .dvc/, removed with it) takes what the rebuild writes
+    as well: the workspace's cache is only read, so `dvc status` there cannot change. Its
+    cache serves as a remote (the same files/md5/ layout).
 
     The worktree's pointer (``raw``.dvc) is set to ``data.md5`` first: a version trained
     right after `dvc add` (as the flow does) recorded data its commit's pointer does not name.
@@ -79,11 +83,12 @@ def restore_data(workspace: Path, project: Path, raw: Path, data: dataversion.Da
             cache = source.cache.local_cache_dir
         with Repo(str(project)) as target, target.config.edit("local") as config:
             config.update({key: value for key, value in local.items() if value})
-            config["cache"]["dir"] = cache
+            config["cache"] = {**config.get("cache", {}), "dir": str(project / ".dvc" / "cache")}
+            config["remote"] = {**config.get("remote", {}), WORKSPACE_CACHE: {"url": cache}}
         pointer = _point(raw, data)
         with chdir(project), Repo(str(project)) as target:
-            if data.where != dataversion.CACHE:
-                target.fetch(targets=[str(pointer)])
+            source_remote = WORKSPACE_CACHE if data.where == dataversion.CACHE else None  # None: the default
+            target.fetch(targets=[str(pointer)], remote=source_remote)
             target.checkout(targets=[str(pointer)], force=True)
     except DvcException as exc:
         raise LineageError(f"data version {data.md5} could not be restored: {exc}") from None

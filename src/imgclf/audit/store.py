@@ -75,10 +75,8 @@ def _registered(uri: str, name: str) -> listing.Snapshot:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return listing.Snapshot(exists=False)
         raise
-    versions = [
-        listing.Version(
-            str(v.version), int(v.creation_timestamp or 0), v.run_id, getattr(v, "storage_location", None), dict(v.tags)
-        )
+    versions = [  # no storage location: MLflow's ModelVersion does not say it (lineage does not need it)
+        listing.Version(str(v.version), int(v.creation_timestamp or 0), v.run_id, None, dict(v.tags))
         for v in client.search_model_versions(f"name='{name}'", max_results=10_000)
     ]
     versions.sort(key=lambda v: int(v.version), reverse=True)
