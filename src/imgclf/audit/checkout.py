@@ -34,8 +34,8 @@ def worktree(root: Path, commit: str, keep: bool = False) -> Iterator[Path]:
     prefix = _git(root, "rev-parse", "--show-prefix").strip()
     folder = Path(tempfile.mkdtemp(prefix="imgclf-reproduce-"))
     tree = folder / "tree"
-    _git(top, "worktree", "add", "--quiet", "--detach", str(tree), commit)
     try:
+        _git(top, "worktree", "add", "--quiet", "--detach", str(tree), commit)
         yield tree / prefix
     finally:
         if not keep:

@@ -54,7 +54,7 @@ def reproduce(
             f"params {params}; MLflow run {rebuilt.run_id} in experiment {outcome.experiment}"
         )
     out.print(outcome.line)
-    kept = f"; worktree kept at {outcome.kept}" if outcome.kept else ""
+    kept = f"; worktree kept at {outcome.kept} (`git worktree remove --force` it)" if outcome.kept else ""
     out.print(
         f"reproduce: {time.monotonic() - started:.0f} s (the rebuild {outcome.seconds:.0f} s); "
         f"version {outcome.version} tagged reproduce_verdict{kept}"
