@@ -50,7 +50,8 @@ class GitTree:
     diff_paths: list[str] = field(default_factory=list)  # those, and the sources of their renames
 
 
-def _git(root: Path, *args: str) -> str | None:
+def git(root: Path, *args: str) -> str | None:
+    """``git ARGS`` run in ``root``: its output, or None when git failed (or is not there)."""
     try:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=True)
     except (OSError, subprocess.SubprocessError):
@@ -60,10 +61,10 @@ def _git(root: Path, *args: str) -> str | None:
 
 def git_tree(root: Path) -> GitTree:
     """The commit, the branch and the changed tracked files of the repository ``root`` is in."""
-    commit = _git(root, "rev-parse", "HEAD")
-    branch = (_git(root, "symbolic-ref", "--quiet", "--short", "HEAD") or "").strip() or None
-    status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=no")
-    prefix = (_git(root, "rev-parse", "--show-prefix") or "").strip()  # status names paths from the repository's top
+    commit = git(root, "rev-parse", "HEAD")
+    branch = (git(root, "symbolic-ref", "--quiet", "--short", "HEAD") or "").strip() or None
+    status = git(root, "status", "--porcelain=v1", "-z", "--untracked-files=no")
+    prefix = (git(root, "rev-parse", "--show-prefix") or "").strip()  # status names paths from the repository's top
     written = {prefix + path for path in ("dvc.lock", *dvc_written(root / "dvc.lock"))}
     dirty = None if status is None else changed(status, written)
     paths = [] if status is None else changed(status, written, sources=True)
@@ -75,7 +76,7 @@ def source_diff(root: Path) -> bytes:
     repository's top): what ``git apply`` at the repository's top puts back on a checkout
     of the commit. Empty when nothing a person changed. Bytes: a file need not be UTF-8."""
     paths = git_tree(root).diff_paths
-    top = (_git(root, "rev-parse", "--show-toplevel") or "").strip()
+    top = (git(root, "rev-parse", "--show-toplevel") or "").strip()
     if not paths or not top:
         return b""
     command = ["git", "diff", "HEAD", "--binary", "--", *paths]

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from imgclf import provenance, telemetry, tracking
-from imgclf.audit import checkout, lineage
+from imgclf.audit import checkout, dataversion, lineage
 from imgclf.errors import LineageError
 from imgclf.params import Params
 from imgclf.registry import registry
@@ -160,7 +160,8 @@ def reproduce(params: Params, ref: str, keep: bool = False, say: Callable[[str],
     state = f"dirty, with its logged diff ({', '.join(code.dirty_files)})" if code.dirty else "clean"
     with checkout.worktree(params.root, code.commit, keep) as project:
         say(f"reproduce: {found.model} version {found.version.version} at commit {code.commit[:12]} ({state})")
-        say(f"reproduce: data {data.md5} from {data.where}; worktree {project}")
+        source = "DVC's cache" if data.where == dataversion.CACHE else f"the remote {data.remote}"
+        say(f"reproduce: data {data.md5} from {source}; worktree {project}")
         if patch is not None:
             checkout.apply_diff(project, patch)
         _set_experiment(project / "params.yaml", experiment)
