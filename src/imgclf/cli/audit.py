@@ -30,15 +30,21 @@ def lineage(
         out.print(line)
 
 
-@app.command(rich_help_panel=PANEL)
+# One paragraph (a docstring's line breaks would show): the first sentence is the command list's.
+REPRODUCE_HELP = (
+    "Rebuild VERSION from its own record and compare it with the registered model. In a temporary git "
+    "worktree: its commit, its logged diff, its data version and params, `dvc repro` up to evaluate. The "
+    "verdict is tagged on the version; exit 1 when it is not reproduced, 2 when its record cannot be followed "
+    "(data or commit gone)."
+)
+
+
+@app.command(rich_help_panel=PANEL, help=REPRODUCE_HELP, short_help=REPRODUCE_HELP.split(". ")[0] + ".")
 def reproduce(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="A version number, or an alias (champion, challenger).")],
     keep: Annotated[bool, typer.Option(help="Keep the temporary git worktree (its path is printed).")] = False,
 ) -> None:
-    """Rebuild VERSION in a temporary git worktree from its commit, logged diff, data version and
-    params (dvc repro up to evaluate), compare it with the registered model, and tag it with the
-    verdict. Exit 1 when it is not reproduced."""
     from imgclf.audit import reproduce as core
 
     started = time.monotonic()
