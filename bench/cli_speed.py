@@ -1,9 +1,10 @@
 """Everyday commands' wall time, each in fresh processes: `imgclf models`, `imgclf predict`
-of one image and of a folder of 1000, and `imgclf ui` until its first HTTP 200.
+of one image and of a folder of 1000, `imgclf ui` until its first HTTP 200, and
+`imgclf lineage champion` (text and --json).
 
 Goals (2 cores, issue 13): models <= 3 s, predict one image <= 8 s, predict 1000 images
 <= 15 s, the UI answering <= 15 s (`make ui` adds uv's check of the environment, timed
-too when uv is on PATH).
+too when uv is on PATH); issue 14: lineage <= 3 s.
 
   1. the project: --project DIR (a project after `make run`), or the tiny project that
      bench/serve_load.py builds once in bench/.work/serve_load/project (one epoch on the
@@ -38,7 +39,15 @@ HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 BIN = Path(sys.executable).parent
 FOLDER_IMAGES = 1000
-GOALS = {"models": 3.0, "predict one": 8.0, "predict 1000": 15.0, "ui": 15.0, "uv run ui": 15.0}
+GOALS = {
+    "models": 3.0,
+    "predict one": 8.0,
+    "predict 1000": 15.0,
+    "ui": 15.0,
+    "uv run ui": 15.0,
+    "lineage": 3.0,
+    "lineage json": 3.0,
+}
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -130,6 +139,8 @@ def main() -> None:
             "predict one": lambda: timed([imgclf, "predict", str(pngs[0])], root),
             "predict 1000": lambda: timed([imgclf, "predict", str(folder)], root),
             "ui": lambda: ui(imgclf),
+            "lineage": lambda: timed([imgclf, "lineage", "champion"], root),
+            "lineage json": lambda: timed([imgclf, "lineage", "champion", "--json"], root),
         }
         if uv is not None and (root / "uv.lock").exists():  # what `make ui` runs
             commands["uv run ui"] = lambda: ui(uv, "run", "--frozen", "--quiet", "imgclf")

@@ -49,3 +49,11 @@ class Stopped(ImgclfError):
 
         super().__init__(f"stopped by {signal.Signals(signum).name}")
         self.signum, self.exit_code = signum, 128 + signum
+
+
+class LineageError(ImgclfError):
+    """A registered version's record cannot be followed: an unknown version or alias, its
+    commit not in this repository, its data in neither DVC's cache nor the remote, a dirty
+    tree's diff never logged. Exit 2, as for params.yaml: rerunning cannot fix it."""
+
+    exit_code = 2

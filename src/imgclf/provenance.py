@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,40 +16,85 @@ import yaml
 
 from imgclf.params import Params
 
+# Where a dirty tree's diff is logged in the training run, and the tag naming it: what
+# `imgclf reproduce` applies on top of the commit, so the code that trained is never lost.
+DIFF_ARTIFACT = "lineage/git_diff.patch"
+DIFF_TAG = "git_diff"
+DIRTY_FILES_MAX = 1000  # characters of the git_dirty_files tag; the diff has them all
+
 
 def collect(params: Params) -> dict[str, str]:
-    """Tags that say exactly what a run saw: the code's commit and the data's DVC hashes."""
-    root = params.root
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=True)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout  # unstripped: a status line may start with a space
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain=v1", "-z", "--untracked-files=no")
-    prefix = (git("rev-parse", "--show-prefix") or "").strip()  # status names paths from the repository's top
-    written = {prefix + path for path in ("dvc.lock", *dvc_written(root / "dvc.lock"))}
-    return {
-        "git_commit": commit.strip() if commit else "unknown",
-        "git_dirty": "unknown" if status is None else str(bool(changed(status, written))).lower(),
-        "data_raw_md5": dvc_md5(root / f"{params.paths.raw}.dvc"),
+    """Tags that say exactly what a run saw: the code's commit and branch, whether code or
+    params differ from it (and which files), and the data's DVC hashes."""
+    tree = git_tree(params.root)
+    tags = {
+        "git_commit": tree.commit or "unknown",
+        "git_branch": tree.branch or ("detached" if tree.commit else "unknown"),
+        "git_dirty": "unknown" if tree.dirty is None else str(bool(tree.dirty)).lower(),
+        "data_raw_md5": dvc_md5(params.root / f"{params.paths.raw}.dvc"),
         "data_split_md5": file_md5(params.path("split")),
     }
+    if tree.dirty:
+        listed = ",".join(tree.dirty)
+        tags["git_dirty_files"] = listed if len(listed) <= DIRTY_FILES_MAX else listed[: DIRTY_FILES_MAX - 1] + "…"
+    return tags
 
 
-def changed(status: str, written: set[str]) -> list[str]:
+@dataclass(frozen=True)
+class GitTree:
+    """The working tree against its commit; None where git could not tell (no repository)."""
+
+    commit: str | None
+    branch: str | None  # None when detached
+    dirty: list[str] | None  # tracked files changed by a person, from the repository's top
+    diff_paths: list[str] = field(default_factory=list)  # those, and the sources of their renames
+
+
+def git(root: Path, *args: str) -> str | None:
+    """``git ARGS`` run in ``root``: its output, or None when git failed (or is not there)."""
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout  # unstripped: a status line may start with a space
+
+
+def git_tree(root: Path) -> GitTree:
+    """The commit, the branch and the changed tracked files of the repository ``root`` is in."""
+    commit = git(root, "rev-parse", "HEAD")
+    branch = (git(root, "symbolic-ref", "--quiet", "--short", "HEAD") or "").strip() or None
+    status = git(root, "status", "--porcelain=v1", "-z", "--untracked-files=no")
+    prefix = (git(root, "rev-parse", "--show-prefix") or "").strip()  # status names paths from the repository's top
+    written = {prefix + path for path in ("dvc.lock", *dvc_written(root / "dvc.lock"))}
+    dirty = None if status is None else changed(status, written)
+    paths = [] if status is None else changed(status, written, sources=True)
+    return GitTree(commit.strip() if commit else None, branch, dirty, paths)
+
+
+def source_diff(root: Path) -> bytes:
+    """``git diff`` of the changed tracked files against HEAD (binary-safe, paths from the
+    repository's top): what ``git apply`` at the repository's top puts back on a checkout
+    of the commit. Empty when nothing a person changed. Bytes: a file need not be UTF-8."""
+    paths = git_tree(root).diff_paths
+    top = (git(root, "rev-parse", "--show-toplevel") or "").strip()
+    if not paths or not top:
+        return b""
+    command = ["git", "diff", "HEAD", "--binary", "--", *paths]
+    return subprocess.run(command, cwd=top, capture_output=True, timeout=60, check=True).stdout
+
+
+def changed(status: str, written: set[str], sources: bool = False) -> list[str]:
     """The tracked files changed since the commit, leaving out those DVC writes itself.
 
     A `dvc repro` rewrites dvc.lock and the git-tracked outputs (reports) of each stage
-    before the next stage runs: counting them would call every run's code "dirty".
-    What is left is the code, params.yaml and anything else a person edited.
+    before the next stage runs, and `dvc add` rewrites a data folder's .dvc pointer (the
+    data version, recorded by its md5 on its own): counting them would call every run's
+    code "dirty". What is left is the code, params.yaml and anything else a person edited.
 
     Args:
         status: ``git status --porcelain=v1 -z`` output.
         written: paths (from the repository's top) of dvc.lock and every stage output, files or folders.
+        sources: also list the source of each rename or copy (a diff needs it to delete the old path).
     """
     entries = iter(status.split("\0"))
     found = []
@@ -56,10 +102,14 @@ def changed(status: str, written: set[str]) -> list[str]:
         if not entry:
             continue
         code, path = entry[:2], entry[3:]
+        paths = [path]
         if code[0] in "RC":
-            next(entries, None)  # a rename's or copy's source follows it
-        if not any(path == w or path.startswith(w + "/") for w in written):
-            found.append(path)
+            source = next(entries, None)  # a rename's or copy's source follows it
+            if sources and source and code[0] == "R":
+                paths.append(source)
+        for name in paths:
+            if not name.endswith(".dvc") and not any(name == w or name.startswith(w + "/") for w in written):
+                found.append(name)
     return found
 
 

@@ -4,6 +4,7 @@ heavy library: a typo costs its one line at once, not after a 5-10 s TensorFlow 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +31,12 @@ TENSORFLOW_COMMANDS = [["augment"], ["train"], ["evaluate"], ["register"], ["pre
 
 
 def run(args: list[list[str]], cwd: Path) -> tuple[dict[str, list], str]:
+    # The project's own store: mlflow.set_tracking_uri in an earlier test of this worker
+    # leaves MLFLOW_TRACKING_URI in the environment.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(args)],
-        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
@@ -62,3 +66,21 @@ def test_listing_training_files_and_the_run_summary_import_no_heavy_library(tmp_
     (tmp_path / "reports" / "promotion.json").write_text(json.dumps(promotion), encoding="utf-8")
     seen, stderr = run([["augment"], ["summary"]], tmp_path)
     assert seen == {"augment": [0, []], "summary": [0, []]}, stderr
+
+
+def test_lineage_reads_a_local_store_without_mlflow(tmp_path: Path) -> None:
+    """`imgclf lineage` answers in a second or two: the registry, the run and its params come
+    from the sqlite store, the data's whereabouts from DVC, none through MLflow."""
+    import mlflow
+
+    (tmp_path / "params.yaml").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "mlruns").mkdir()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    experiment = client.create_experiment("imgclf", artifact_location=(tmp_path / "artifacts").as_uri())
+    trained = client.create_run(experiment, tags={"git_commit": "unknown", "data_raw_md5": "untracked"}).info.run_id
+    client.log_param(trained, "train.epochs", "3")
+    client.create_registered_model("catdog-cnn")
+    client.create_model_version("catdog-cnn", "file:///model", run_id=trained, tags={"content_hash": "c"})
+    client.set_registered_model_alias("catdog-cnn", "champion", "1")
+    seen, stderr = run([["lineage", "champion"], ["lineage", "1", "--json"]], tmp_path)
+    assert seen == {"lineage champion": [0, []], "lineage 1 --json": [0, []]}, stderr

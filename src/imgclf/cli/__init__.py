@@ -6,7 +6,7 @@ below registers its commands on ``app``; ``imgclf --help`` lists them in that or
 """
 
 # isort: off
-from imgclf.cli import stages, flows, registry, serving  # noqa: F401
+from imgclf.cli import stages, flows, registry, audit, serving  # noqa: F401
 
 # isort: on
 from imgclf.cli.common import app

@@ -21,6 +21,9 @@ DESCRIPTIONS = {
     "({confusion_matrix}), with the link to the model's MLflow run.",
     "promotion-decision": "The register stage's gate on the trained model: its registry version, whether it became "
     "champion or stays challenger, and why ({promotion}; the model card: {model_card}).",
+    "reproduce-verdict": "imgclf reproduce's verdict on the version: rebuilt in a temporary git worktree from its "
+    "commit, logged diff, data version and params, and compared with the registered model (content hash, test F1). "
+    "The version carries it as its reproduce_verdict tag.",
 }
 
 
@@ -73,3 +76,33 @@ def promotion_markdown(promotion: Mapping[str, Any]) -> str:
             *(f"- {reason}" for reason in promotion["reasons"]),
         ]
     )
+
+
+def reproduce_markdown(outcome: Mapping[str, Any]) -> str:
+    """``imgclf reproduce``'s outcome (reproduce.Outcome.as_json) as the verdict artifact."""
+    registered, rebuilt = outcome["registered"], outcome["rebuilt"]
+
+    def row(name: str, found: Mapping[str, Any]) -> str:
+        f1 = "?" if found["f1"] is None else f"{found['f1']:.4f}"
+        return f"| {name} | {str(found['content_hash'])[:16]} | {f1} | {found['split_md5']} |"
+
+    return "\n".join(
+        [
+            f"# {outcome['model']} version {outcome['version']}: {outcome['verdict']}",
+            "",
+            *(f"- {difference}" for difference in outcome["differences"]),
+            *([""] if outcome["differences"] else []),
+            "| | content hash | test F1 | test split md5 |",
+            "| --- | --- | --- | --- |",
+            row("registered", registered),
+            row("rebuilt", rebuilt),
+            "",
+            f"Rebuilt in {outcome['rebuild_seconds']:.0f} s; MLflow run {rebuilt['run_id']} in the experiment "
+            f"{outcome['experiment']}.",
+        ]
+    )
+
+
+def unreproducible_markdown(version: str, problem: str) -> str:
+    """The verdict artifact when the version's record cannot be followed at all."""
+    return "\n".join([f"# {version}: cannot be reproduced", "", problem])

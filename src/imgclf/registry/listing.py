@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,17 +59,26 @@ class Snapshot:
 def read(uri: str, name: str) -> Snapshot | None:
     """The registered model ``name`` from the local sqlite store ``uri``, or None when this
     store is not one to read directly (see the module's docstring)."""
-    path = sqlite_file(uri)
-    if path is None or not path.is_file() or _workspaces_enabled():
-        return None
     try:
-        # Read-only: no journal or lock file is created, and a writer is waited for.
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10)) as db:
-            if not _has_columns(db):
-                return None
-            return _snapshot(db, name)
+        with readonly(uri, COLUMNS) as db:
+            return None if db is None else _snapshot(db, name)
     except sqlite3.Error:  # locked past the timeout, not a database: MLflow says what is wrong
         return None
+
+
+@contextmanager
+def readonly(uri: str, columns: Mapping[str, set[str]]) -> Iterator[sqlite3.Connection | None]:
+    """The local sqlite store ``uri`` opened read-only, or None when it is not one to read
+    directly: not sqlite, not there, workspaces on, or its tables lack one of ``columns``
+    (table -> column names read). A sqlite3.Error (locked past the timeout, not a
+    database) reaches the caller, for whom it means the same as None."""
+    path = sqlite_file(uri)
+    if path is None or not path.is_file() or _workspaces_enabled():
+        yield None
+        return
+    # Read-only: no journal or lock file is created, and a writer is waited for.
+    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10)) as db:
+        yield db if _has_columns(db, columns) else None
 
 
 def _workspaces_enabled() -> bool:
@@ -77,8 +87,8 @@ def _workspaces_enabled() -> bool:
     )
 
 
-def _has_columns(db: sqlite3.Connection) -> bool:
-    for table, wanted in COLUMNS.items():
+def _has_columns(db: sqlite3.Connection, columns: Mapping[str, set[str]]) -> bool:
+    for table, wanted in columns.items():
         found = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if not wanted <= found:
             return False

@@ -403,8 +403,13 @@ def _crowning(op: str, version: str, was: str | None, reason: str, tags: Mapping
 
 
 def _history(model: RegisteredModel) -> list[dict[str, str]]:
+    return history_of(model.tags)
+
+
+def history_of(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """The champions' history held in a registered model's tags, oldest first."""
     try:
-        entries = json.loads(model.tags.get(HISTORY_TAG, "[]"))
+        entries = json.loads(tags.get(HISTORY_TAG, "[]"))
     except ValueError:
         return []
     return [e for e in entries if isinstance(e, dict) and "version" in e]

@@ -1,10 +1,12 @@
 """What a training run records about its inputs in MLflow: every param, the provenance tags
-(commit, data versions) and the three splits as MLflow datasets with content digests."""
+(commit, data versions), a dirty tree's diff, and the three splits as MLflow datasets with
+content digests."""
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import tempfile
+from pathlib import Path, PurePosixPath
 
 from imgclf import provenance, tracking
 from imgclf.data.manifest import read_manifest
@@ -26,6 +28,14 @@ def log_inputs(params: Params, train_rows: list[dict[str, str]], split_csv: Path
     mlflow.log_params(tracking.flatten(params.model_dump(by_alias=True, exclude={"root"})))
     tags = provenance.collect(params)
     mlflow.set_tags(tags)
+    if tags["git_dirty"] == "true":
+        # The uncommitted code and params that train this model: without them its commit
+        # alone cannot rebuild it (`imgclf reproduce` applies this diff on the commit).
+        with tempfile.TemporaryDirectory() as folder:
+            patch = Path(folder) / PurePosixPath(provenance.DIFF_ARTIFACT).name
+            patch.write_bytes(provenance.source_diff(params.root))
+            mlflow.log_artifact(str(patch), artifact_path=str(PurePosixPath(provenance.DIFF_ARTIFACT).parent))
+        mlflow.set_tag(provenance.DIFF_TAG, provenance.DIFF_ARTIFACT)
     # The run's name in the UI (MLflow's default is random words): its model, size and commit.
     name = tracking.run_name(
         arch=params.model.arch,
