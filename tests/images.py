@@ -16,13 +16,22 @@ from PIL import Image
 
 
 def pixels(seed: int, size: tuple[int, int] = (32, 32), channels: int = 3) -> np.ndarray:
-    """A smooth gradient plus seeded noise: (height, width, channels) uint8, unique per seed."""
+    """Smooth waves plus seeded noise: (height, width, channels) uint8, unique per seed.
+
+    The waves' directions and phases are the seed's own, so that two seeds also differ in
+    their coarse layout: validate's perceptual hash sees that layout, and images sharing
+    one (as a single gradient under the noise did) would be grouped as near-duplicates.
+    """
     width, height = size
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    base = (x * 255 // max(width - 1, 1) + y * 128 // max(height - 1, 1)) % 256
+    u, v = x / max(width - 1, 1), y / max(height - 1, 1)
+    base = np.zeros((height, width))
+    for fx, fy, phase in zip(rng.integers(0, 3, 3), rng.integers(0, 3, 3), rng.uniform(0, 2 * np.pi, 3), strict=True):
+        base += np.cos(np.pi * (fx * u + fy * v + 0.5) + phase)
+    base = (base - base.min()) * 191 / max(float(np.ptp(base)), 1e-9)  # 0..191
     noise = rng.integers(0, 64, size=(height, width, channels))
-    return ((base[..., None] + noise) % 256).astype(np.uint8)
+    return (base[..., None] + noise).astype(np.uint8)
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:

@@ -61,7 +61,7 @@ def test_too_many_bad_files_fail_the_suite_with_a_readable_summary(
     result = imgclf("validate", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert "validation failed: 1 of 8 expectations: excluded_fraction (11 rows (22.4%) unexpected" in result.stderr
+    assert "validation failed: 1 of 15 expectations: excluded_fraction (11 rows (22.4%) unexpected" in result.stderr
     report = json.loads((tmp_path / "reports" / "validation.json").read_text(encoding="utf-8"))
     assert report["success"] is False and report["expectations"]["excluded_fraction"]["success"] is False
     # A share of the rows, as its bound (mostly) is, not a count.
@@ -178,7 +178,7 @@ def test_same_data_gives_identical_docs_whose_index_lists_each_validation(
     sha = json.loads(params.path("validation_report").read_text(encoding="utf-8"))["manifest_sha256"]
     body = [row for row in parsed.rows if row]
     assert [(r[0], r[1], r[2], r[3]) for r in body] == [
-        ("passed", "manifest", "6 of 6", f"manifest-{sha[:12]}"),
+        ("passed", "manifest", "13 of 13", f"manifest-{sha[:12]}"),
         ("passed", "class_counts", "2 of 2", f"manifest-{sha[:12]}"),
     ]
     for link in parsed.links:

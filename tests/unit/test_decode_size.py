@@ -101,7 +101,7 @@ def test_on_fine_texture_the_reduced_decode_is_the_better_thumbnail() -> None:
     antialiased resize of the full decode for full + bilinear, 2.2 for DCT-scaled + bilinear."""
     import tensorflow as tf
 
-    data = encode(rgb(3, (2000, 1500)), "JPEG", quality=90)  # pixels(): a gradient plus noise
+    data = encode(rgb(3, (2000, 1500)), "JPEG", quality=90)  # pixels(): smooth waves plus noise
     full = load_rgb(data)
     truth = tf.image.resize(full, (128, 128), antialias=True).numpy()
     aliased = np.abs(resize_uint8(full, 128).numpy() - truth).mean()
