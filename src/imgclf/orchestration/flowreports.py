@@ -19,6 +19,9 @@ DESCRIPTIONS = {
     "the MLflow run holds them as test_* metrics.",
     "confusion-matrix": "Test-split images counted by actual (rows) and predicted (columns) class "
     "({confusion_matrix}), with the link to the model's MLflow run.",
+    "label-suspects": "The evaluate stage's suspected label errors among all usable images, most suspect first "
+    "(the top rows of {label_issues}; a gallery in {plots}/label_issues.png): a given label the out-of-sample "
+    "probabilities doubt. Nothing is relabelled; validate.exclude_paths excludes the ones you confirm.",
     "promotion-decision": "The register stage's gate on the trained model: its registry version, whether it became "
     "champion or stays challenger, and why ({promotion}; the model card: {model_card}).",
 }
@@ -32,6 +35,9 @@ def description(key: str, paths: Paths) -> str:
 def validation_markdown(report: Mapping[str, Any]) -> str:
     files = report["files"]
     reasons = [f"| {reason} | {count} |" for reason, count in report["by_reason"].items() if count]
+    near = report.get("near_duplicates", {})
+    conflicts = [f"- {', '.join(paths)}" for paths in report.get("label_conflicts", [])]
+    warned = ", ".join(f"{n} {kind}" for kind, n in report.get("warnings", {}).items() if n)
     checks = [
         f"| {name} | {'pass' if e['success'] else '**fail**'} | {e.get('observed', '')} |"
         for name, e in report["expectations"].items()
@@ -43,6 +49,12 @@ def validation_markdown(report: Mapping[str, Any]) -> str:
             f"{files['candidates']} files: {files['ok']} ok, {files['excluded']} excluded, {files['skipped']} skipped.",
             "",
             *(["| excluded because | files |", "| --- | --- |", *reasons, ""] if reasons else []),
+            f"Near-duplicate groups: {near.get('groups', 0)} ({near.get('images', 0)} files, distance "
+            f"{near.get('distance')}), {near.get('label_conflicts', 0)} under two classes (all excluded).",
+            "",
+            *(["Label conflicts (each group's files):", *conflicts, ""] if conflicts else []),
+            f"Quality warnings (kept): {warned or 'none'}.",
+            "",
             "| expectation | result | observed |",
             "| --- | --- | --- |",
             *checks,
@@ -80,3 +92,8 @@ def promotion_markdown(promotion: Mapping[str, Any]) -> str:
             *(f"- {reason}" for reason in promotion["reasons"]),
         ]
     )
+
+
+def suspects_table(rows: Iterable[Mapping[str, str]], limit: int = 20) -> list[dict[str, Any]]:
+    """The first ``limit`` rows of paths.label_issues, the most suspect first."""
+    return [{**row, "rank": rank} for rank, row in enumerate(rows, start=1) if rank <= limit]
