@@ -78,8 +78,8 @@ def publish(stage: str, params_file: str) -> None:
         markdown = flowreports.confusion_markdown(pairs, link)
         create_markdown_artifact(markdown, key="confusion-matrix", description=about("confusion-matrix"))
         if params.path("label_issues").exists():
-            suspects = flowreports.suspects_table(read_csv(params.path("label_issues")))
-            create_table_artifact(suspects, key="label-suspects", description=about("label-suspects"))
+            markdown = flowreports.suspects_markdown(read_csv(params.path("label_issues")))
+            create_markdown_artifact(markdown, key="label-suspects", description=about("label-suspects"))
     elif stage == "register":
         markdown = flowreports.promotion_markdown(read("promotion"))
         create_markdown_artifact(markdown, key="promotion-decision", description=about("promotion-decision"))

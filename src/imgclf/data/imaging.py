@@ -128,7 +128,8 @@ def inspect_bytes(data: bytes, limits: Limits, look: Callable[[Image.Image], Loo
                     return Reason.TOO_LARGE
                 if min(width, height) < limits.min_side:
                     return Reason.TOO_SMALL
-                if im.getexif().get(_EXIF_ORIENTATION) in _ROTATED:
+                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+                if orientation in _ROTATED:
                     width, height = height, width
                 mode = im.mode
                 if im.format in _DCT_SCALED:
@@ -136,7 +137,8 @@ def inspect_bytes(data: bytes, limits: Limits, look: Callable[[Image.Image], Loo
                     # thumbnail's (1/8 for any photo of 256 px and more).
                     im.draft(im.mode, (_DRAFT_SIDE, _DRAFT_SIDE))
                 im.load()
-                seen = None if look is None else look(eight_bit(ImageOps.exif_transpose(im)))
+                shown = im if orientation == 1 else ImageOps.exif_transpose(im)  # as displayed
+                seen = None if look is None else look(eight_bit(shown))
     except Image.DecompressionBombError:
         return Reason.TOO_LARGE
     except UnidentifiedImageError:

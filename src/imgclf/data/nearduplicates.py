@@ -119,11 +119,25 @@ def plan(distance: int, indexed: int, queried: int) -> tuple[list[tuple[int, int
 
 
 def components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """(n,) component number of each of ``n`` items linked by ``pairs``."""
-    import numpy as np
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """(n,) for each of ``n`` items linked by ``pairs``, the smallest item of its group.
 
-    graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return np.asarray(labels, np.int64)
+    Union-find in whole arrays: each round hooks the root of every pair's larger end under
+    the smaller root, then compresses every path to its root; a few rounds for any chain.
+    (scipy's connected_components gives the same, for a 0.5 s import in every validate.)
+    """
+    import numpy as np
+
+    labels = np.arange(n)
+    if not len(pairs):
+        return labels
+    a, b = np.asarray(pairs[:, 0]), np.asarray(pairs[:, 1])
+    while True:
+        low = np.minimum(labels[a], labels[b])
+        hooked = labels.copy()
+        np.minimum.at(hooked, labels[a], low)
+        np.minimum.at(hooked, labels[b], low)
+        while not np.array_equal(jumped := hooked[hooked], hooked):
+            hooked = jumped
+        if np.array_equal(hooked, labels):
+            return labels
+        labels = hooked

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from imgclf.evaluation.reporting import confusion_table
@@ -94,6 +94,20 @@ def promotion_markdown(promotion: Mapping[str, Any]) -> str:
     )
 
 
-def suspects_table(rows: Iterable[Mapping[str, str]], limit: int = 20) -> list[dict[str, Any]]:
-    """The first ``limit`` rows of paths.label_issues, the most suspect first."""
-    return [{**row, "rank": rank} for rank, row in enumerate(rows, start=1) if rank <= limit]
+def suspects_markdown(rows: Sequence[Mapping[str, str]], limit: int = 20) -> str:
+    """The first ``limit`` rows of paths.label_issues (most suspect first) as a table."""
+    lines = [f"# Suspected label errors: {len(rows)}", ""]
+    if not rows:
+        return "\n".join([*lines, "No usable image's label is in doubt."])
+    return "\n".join(
+        [
+            *lines,
+            "| rank | path | label | looks like | score |",
+            "| --- | --- | --- | --- | --- |",
+            *(
+                f"| {rank} | {r['path']} | {r['label']} | {r['suggested']} | {r['score']} |"
+                for rank, r in enumerate(rows[:limit], start=1)
+            ),
+            *(["", f"... and {len(rows) - limit} more."] if len(rows) > limit else []),
+        ]
+    )
