@@ -71,6 +71,47 @@ def learnable_folder(root: Path, labels: tuple[str, ...], count: int, size: tupl
             write(root / label / f"{label}_{i:03d}.png", encode(Image.fromarray(image), "PNG"))
 
 
+def scene(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A photo-like RGB picture, unique per seed: a coloured ramp, a few solid shapes, a
+    1-px blur and sensor noise. Shapes make a layout a perceptual hash can tell apart."""
+    from PIL import ImageDraw, ImageFilter
+
+    width, height = size
+    rng = np.random.default_rng([seed, 15])
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = x * np.cos(angle) + y * np.sin(angle)
+    ramp = (ramp - ramp.min()) / np.ptp(ramp)
+    low, high = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    image = Image.fromarray((low + ramp[..., None] * (high - low)).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(3, 7))):
+        x0, x1 = sorted(rng.uniform(-20, width + 20, 2))
+        y0, y1 = sorted(rng.uniform(-20, height + 20, 2))
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.6 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
+    noisy = np.asarray(image.filter(ImageFilter.BoxBlur(1)), np.float32) + rng.normal(0, 4, (height, width, 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def _crop(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    width, height = image.size
+    box = (round(width * left), round(height * top), width - round(width * right), height - round(height * bottom))
+    return image.crop(box)
+
+
+# The copies a near-duplicate check must group with their original: file kind -> bytes.
+# Each crop removes at most 5% of the picture's area.
+NEAR_COPIES = {
+    "reencoded": lambda im: encode(im, "JPEG", quality=60),
+    "resized_half": lambda im: encode(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS), "PNG"),
+    "resized_up": lambda im: encode(im.resize((im.width * 3 // 2, im.height * 3 // 2)), "JPEG", quality=90),
+    "cropped_one_side": lambda im: encode(_crop(im, 0.025, 0, 0, 0), "PNG"),
+    "cropped_all_sides": lambda im: encode(_crop(im, 0.012, 0.012, 0.012, 0.012), "PNG"),
+    "mirrored": lambda im: encode(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=85),
+}
+
+
 def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
     """A real, valid 1-bit PNG of width x height zeros: ~100 KB on disk, 900 Mpx decoded."""
 

@@ -12,12 +12,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from images import class_folder, faulty_folder, snapshot
+from images import NEAR_COPIES, class_folder, encode, faulty_folder, scene, snapshot, write
 from imgclf.data.imaging import Limits
 from imgclf.data.manifest import COLUMNS
 from imgclf.data.scan import scan
-from imgclf.errors import DataValidationError
+from imgclf.errors import DataValidationError, ParamsError
 from imgclf.params import load_params
 from imgclf.stages import validate
 from runner import imgclf
@@ -185,3 +186,47 @@ def test_same_data_gives_identical_docs_whose_index_lists_each_validation(
         assert (docs / link).is_file(), link
     assert any(link.startswith("validations/manifest/") for link in parsed.links)
     assert not any("?d=" in p.read_text(encoding="utf-8") for p in docs.rglob("*.html"))  # no render-time stamp
+
+
+def test_groups_conflicts_warnings_and_user_exclusions_reach_the_report_and_the_data_docs(
+    write_params: Callable[..., Path], tmp_path: Path
+) -> None:
+    raw = tmp_path / "data" / "raw"
+    for i in range(6):
+        write(raw / "cat" / f"cat_{i}.png", encode(scene(i), "PNG"))
+        write(raw / "dog" / f"dog_{i}.png", encode(scene(100 + i), "PNG"))
+    write(raw / "cat" / "cat_0_small.jpg", NEAR_COPIES["resized_half"](scene(0)))  # kept, grouped with cat_0
+    write(raw / "dog" / "cat_1_mirrored.jpg", NEAR_COPIES["mirrored"](scene(1)))  # a conflict with cat_1
+    write(raw / "dog" / "cat_2_again.jpg", NEAR_COPIES["reencoded"](scene(2)))  # a conflict, but excluded
+    write(raw / "dog" / "night.png", encode(Image.new("RGB", (64, 48), (3, 3, 5)), "PNG"))  # blank and dark
+    write(raw / "dog" / "panorama.png", encode(scene(7, (400, 100)), "PNG"))
+    (tmp_path / "checked.csv").write_text("path,label,suggested,score\ndog/cat_2_again.jpg,dog,cat,0.01\n")
+    limits = {"min_per_class": 5, "max_bad_fraction": 0.5}
+    params = load_params(write_params(validate={**limits, "exclude_paths": "checked.csv"}))
+
+    report = validate.run(params).report
+
+    assert report["near_duplicates"] == {"distance": 4, "groups": 2, "images": 4, "kept": 2, "label_conflicts": 1}
+    assert report["label_conflicts"] == [["cat/cat_1.png", "dog/cat_1_mirrored.jpg"]]
+    assert report["by_reason"]["excluded_by_user"] == 1 and report["exclude_paths_unmatched"] == 0
+    assert report["warnings"] == {"blank": 1, "dark": 1, "bright": 0, "extreme_aspect": 1}
+    observed = {name: e["observed"] for name, e in report["expectations"].items()}
+    assert observed["near_duplicate_groups"] == 1 and observed["label_conflicts"] == 2
+    assert observed["excluded_by_user"] == 1 and observed["warning_dark"] == 1 and observed["warning_blank"] == 1
+    manifest = {row["path"]: row for row in csv.DictReader(params.path("manifest").open(encoding="utf-8"))}
+    assert manifest["cat/cat_0_small.jpg"]["group"] == manifest["cat/cat_0.png"]["group"] != ""
+    assert manifest["dog/night.png"]["warnings"] == "blank;dark" and len(manifest["cat/cat_3.png"]["phash"]) == 16
+    page = next((params.path("data_docs") / "validations" / "manifest").rglob("*.html")).read_text(encoding="utf-8")
+    assert (
+        "Counted: groups of copies or near-duplicates" in page
+        and "Counted: files listed in validate.exclude_paths" in page
+    )
+
+    # The same list, written in params.yaml or as a text file, excludes the same file.
+    (tmp_path / "checked.txt").write_text("# checked by hand\ndog/cat_2_again.jpg\n\n")
+    for listed in (["dog/cat_2_again.jpg"], "checked.txt"):
+        params = load_params(write_params(validate={**limits, "exclude_paths": listed}))
+        assert validate.exclusions(params) == ["dog/cat_2_again.jpg"]
+    params = load_params(write_params(validate={**limits, "exclude_paths": "missing.txt"}))
+    with pytest.raises(ParamsError, match=r"^params.yaml: validate.exclude_paths: missing.txt: No such file"):
+        validate.run(params)
