@@ -476,7 +476,7 @@ def _steps(path: Path) -> Iterator[float]:
             im.getexif()
             t3 = clock()
             if im.format in {"JPEG", "MPO"}:
-                im.draft(im.mode, (32, 32))
+                im.draft(im.mode, (64, 64))
             im.load()
             t4 = clock()
             look(ImageOps.exif_transpose(im))
