@@ -72,26 +72,17 @@ def learnable_folder(root: Path, labels: tuple[str, ...], count: int, size: tupl
 
 
 def scene(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
-    """A photo-like RGB picture, unique per seed: a coloured ramp, a few solid shapes, a
-    1-px blur and sensor noise. Shapes make a layout a perceptual hash can tell apart."""
-    from PIL import ImageDraw, ImageFilter
+    """A picture with a layout of its own, unique per seed: ``rgb``'s waves and noise under
+    four solid discs and boxes, whose edges a perceptual hash follows through a crop."""
+    from PIL import ImageDraw
 
-    width, height = size
-    rng = np.random.default_rng([seed, 15])
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = x * np.cos(angle) + y * np.sin(angle)
-    ramp = (ramp - ramp.min()) / np.ptp(ramp)
-    low, high = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    image = Image.fromarray((low + ramp[..., None] * (high - low)).astype(np.uint8))
+    image = rgb(seed, size)
     draw = ImageDraw.Draw(image)
-    for _ in range(int(rng.integers(3, 7))):
-        x0, x1 = sorted(rng.uniform(-20, width + 20, 2))
-        y0, y1 = sorted(rng.uniform(-20, height + 20, 2))
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.6 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
-    noisy = np.asarray(image.filter(ImageFilter.BoxBlur(1)), np.float32) + rng.normal(0, 4, (height, width, 3))
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+    rng = np.random.default_rng([seed, 15])
+    for corners, colour in zip(rng.uniform(-0.1, 1.1, (4, 2, 2)), rng.integers(0, 256, (4, 3)), strict=True):
+        (x0, x1), (y0, y1) = sorted(corners[0] * size[0]), sorted(corners[1] * size[1])
+        (draw.ellipse if x1 - x0 > y1 - y0 else draw.rectangle)((x0, y0, x1, y1), fill=tuple(map(int, colour)))
+    return image
 
 
 def _crop(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
