@@ -2,7 +2,7 @@
 
 Copies the 2000 demo silhouettes into a throwaway project with a share of them (default
 5%, drawn by a seeded generator) moved to the other class folder, runs validate, split,
-augment, train and evaluate with the project's params.yaml, and prints how many of the
+augment, train and evaluate through the CLI with the project's params.yaml, and prints how many of the
 flipped files that validate kept are in the top 10% of ``reports/label_issues.csv``'s
 ranking (as many rows as 10% of the usable images), how many were flagged at all, and
 test F1. About 70 s on 2 cores:
@@ -17,6 +17,8 @@ import json
 import math
 import random
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,12 +28,12 @@ telemetry.quiet()
 
 from imgclf.data import demo  # noqa: E402
 from imgclf.params import load_params  # noqa: E402
-from imgclf.stages import augment, evaluate, split, train, validate  # noqa: E402
 from imgclf.tables import read_csv  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORK = BENCH / ".work" / "label_noise"
+IMGCLF = Path(sys.executable).with_name("imgclf")
 
 
 def main() -> None:
@@ -56,9 +58,9 @@ def main() -> None:
             flipped.add(target.relative_to(raw).as_posix())
     params_file = WORK / "project" / "params.yaml"
     params_file.write_text((ROOT / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    for stage in ("validate", "split", "augment", "train", "evaluate"):
+        subprocess.run([str(IMGCLF), "--params", str(params_file), stage], check=True, capture_output=True)
     params = load_params(params_file)
-    for stage in (validate, split, augment, train, evaluate):
-        stage.run(params)  # type: ignore[attr-defined]
 
     usable = {row["path"] for row in read_csv(params.path("split"))}
     kept = flipped & usable
