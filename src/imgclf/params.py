@@ -77,11 +77,11 @@ class Validate(_Section):
     workers: int = Field(0, ge=0, le=64)
     # Images whose perceptual hashes (64 bits) differ in at most this many bits, directly
     # or mirrored, are near-duplicates: one group, one split, and a label_conflict when
-    # under two classes. 4 groups re-encoded, resized and mirrored copies (97-100%) with
-    # no false pair in 1 600 photo-like images, and keeps the demo's silhouettes, which
-    # pHash tells apart poorly, in small groups (at 6 they chain into one of 485
-    # images); 6 also catches most crops of 2-3% (README "Near-duplicates"). null: copies
-    # of the same bytes only.
+    # under two classes. 4 groups 96-100% of re-encoded, resized and mirrored copies with
+    # no false group in 2 000 photo-like pictures, and keeps the demo's silhouettes, which
+    # pHash tells apart poorly, in small groups (at 6 they chain into one of 522 images);
+    # 6 also catches most crops of 2-3% (README "Near-duplicates",
+    # bench/near_duplicates.py). null: copies of the same bytes only.
     near_duplicate_distance: int | None = Field(4, ge=0, le=16)
     # Paths (as in the manifest: relative to paths.raw) to exclude as excluded_by_user,
     # e.g. suspects from reports/label_issues.csv you checked: a list, or a file (relative
