@@ -53,6 +53,8 @@ lint: install
 ## Speed and memory figures (printed; see README and bench/README.md).
 bench: install
 	$(RUN) python bench/validate_speed.py
+	$(RUN) python bench/near_duplicates.py
+	$(RUN) python bench/label_noise.py
 	$(RUN) python bench/input_pipeline.py
 	$(RUN) python bench/train_speed.py
 	$(RUN) python bench/flow_noop.py

@@ -15,8 +15,11 @@ What it measures (figures are printed; nothing here fails the run):
 3. The whole stage (``imgclf validate``) once on the demo folder, in a fresh
    interpreter, split into scan, Great Expectations import, and the rest (suites,
    Data Docs, manifest and report).
-4. With ``--profile``, or when a speed goal is missed: per-image cost of each step on one
-   core (read, SHA-256, Pillow open, decode), CPU used by the parent and the workers, and
+4. Near-duplicate grouping (``nearduplicates.near_pairs`` and ``components``) of 100 000
+   random 64-bit hashes and their mirrored hashes at validate.near_duplicate_distance,
+   goal <= 10 s; the scans above hash every image and group at that distance too.
+5. With ``--profile``, or when a speed goal is missed: per-image cost of each step on one
+   core (read, SHA-256, Pillow open, decode, thumbnail and pHash), CPU used by the parent and the workers, and
    cProfile's top functions of the in-process scan.
 
 Other processes skew every figure on a 2-core machine, so the CPU they used during each
@@ -59,9 +62,10 @@ telemetry.quiet()
 
 # imgclf.stages.validate imports Pillow but not numpy; numpy (for generating JPEGs) is
 # imported lazily, so that the memory children load only what a real scan loads.
-from imgclf.data import demo  # noqa: E402
+from imgclf.data import demo, nearduplicates  # noqa: E402
 from imgclf.data import scan as scanning  # noqa: E402
 from imgclf.data.imaging import Limits, probe  # noqa: E402
+from imgclf.data.looks import look  # noqa: E402
 from imgclf.data.manifest import OK, ManifestRow  # noqa: E402
 from imgclf.params import Validate  # noqa: E402
 
@@ -72,6 +76,9 @@ WORK = BENCH / ".work"
 CLASSES = ("cat", "dog")
 SIZE = (400, 300)  # width, height of the generated JPEGs
 LIMITS = Limits(Validate().min_side, Validate().max_side, Validate().max_pixels)  # the stage's defaults
+DISTANCE = Validate().near_duplicate_distance  # near-duplicate grouping, as the stage does by default
+GOAL_GROUPING = 10.0  # seconds for 100 000 hashes
+GROUPED = 100_000  # random hashes grouped
 CORES = os.cpu_count() or 1
 GOAL_JPEG = 1500  # images/s
 GOAL_PNG = 5000  # images/s
@@ -276,7 +283,7 @@ def rows_mb(rows: list[ManifestRow]) -> float:
 def child_scan(raw: Path) -> dict[str, Any]:
     """In a fresh interpreter, as ``imgclf validate`` would: one timed scan, and peak RSS."""
     baseline = _peak_rss_mb()  # interpreter + imgclf + Pillow
-    (rows, _), timing = timed(lambda: scanning.scan(raw, LIMITS))
+    (rows, _), timing = timed(lambda: scanning.scan(raw, LIMITS, distance=DISTANCE))
     return {
         "files": len(rows),
         "seconds": timing.seconds,
@@ -337,7 +344,7 @@ def mode(files: int, workers: int) -> str:
 
 
 def scan_timed(raw: Path, workers: int) -> tuple[list[ManifestRow], Timing]:
-    (rows, _), timing = timed(lambda: scanning.scan(raw, LIMITS, workers))
+    (rows, _), timing = timed(lambda: scanning.scan(raw, LIMITS, workers, DISTANCE))
     return rows, timing
 
 
@@ -454,7 +461,7 @@ def child_stage(params_file: Path) -> dict[str, Any]:
 
 def _steps(path: Path) -> Iterator[float]:
     """Seconds of each step of imaging.probe on one file (mirrors probe and inspect_bytes)."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     clock = time.perf_counter
     t0 = clock()
@@ -469,17 +476,19 @@ def _steps(path: Path) -> Iterator[float]:
             im.getexif()
             t3 = clock()
             if im.format in {"JPEG", "MPO"}:
-                im.draft(im.mode, (1, 1))
+                im.draft(im.mode, (64, 64))
             im.load()
-    t4 = clock()
-    yield from (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+            t4 = clock()
+            look(ImageOps.exif_transpose(im))
+    t5 = clock()
+    yield from (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
 
 
 def _pool_cpu(raw: Path) -> tuple[float, float, float]:
     """Wall, parent CPU and workers' CPU seconds of one scan with default workers."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    scanning.scan(raw, LIMITS)
+    scanning.scan(raw, LIMITS, distance=DISTANCE)
     wall = time.perf_counter() - started
     me2, kids2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     parent = me2.ru_utime + me2.ru_stime - me.ru_utime - me.ru_stime
@@ -499,22 +508,22 @@ def profile(raw: Path, warm: Speed, single: Speed, sample: int = 500) -> None:
     """Where one core's time goes per image, how the pool uses the cores, and cProfile's top."""
     paths = [raw / p for p in scanning.list_candidates(raw, Counter())][:sample]
     root = raw.resolve()
-    totals = [0.0] * 5
+    totals = [0.0] * 6
     for path in paths:  # the steps, then the real probe, file by file: both see the same CPU state
         for i, seconds in enumerate(_steps(path)):
             totals[i] += seconds
         begun = time.perf_counter()
-        probe(path, root, LIMITS)
-        totals[4] += time.perf_counter() - begun
-    steps = dict(zip(("read", "sha256", "open+header", "decode"), totals[:4], strict=True))
+        probe(path, root, LIMITS, look)
+        totals[5] += time.perf_counter() - begun
+    steps = dict(zip(("read", "sha256", "open+header", "decode", "look+pHash"), totals[:5], strict=True))
     probed = sum(steps.values())
     print(f"  {warm.label}: one core, per image ({len(paths)} files sampled):")
     for name, seconds in steps.items():
         print(f"    {name:<12} {1e6 * seconds / len(paths):5.0f} µs  {100 * seconds / probed:3.0f}%")
     per_image = min(run.seconds for run in single.runs) / single.files
     print(
-        f"    imaging.probe {1e6 * totals[4] / len(paths):.0f} µs; whole in-process scan {1e6 * per_image:.0f} µs "
-        "(adds listing, rows, duplicates)"
+        f"    imaging.probe {1e6 * totals[5] / len(paths):.0f} µs; whole in-process scan {1e6 * per_image:.0f} µs "
+        "(adds listing, rows, groups)"
     )
     wall, parent, workers = _pool_cpu(raw)
     print(
@@ -522,12 +531,52 @@ def profile(raw: Path, warm: Speed, single: Speed, sample: int = 500) -> None:
         f"= {workers / (wall * CORES):.0%} of {CORES} cores (in-process alone: {1e3 * per_image * warm.files:.0f} ms)"
     )
     profiler = cProfile.Profile()
-    profiler.runcall(scanning.scan, raw, LIMITS, 1)
+    profiler.runcall(scanning.scan, raw, LIMITS, 1, DISTANCE)
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(10)
     lines = [line.replace(str(Path(sys.prefix)), "<venv>") for line in out.getvalue().splitlines() if line.strip()]
     start = next(i for i, line in enumerate(lines) if "ncalls" in line)
     print("    cProfile of scan(workers=1), top 10 by own time:\n      " + "\n      ".join(lines[start:]))
+
+
+# --- near-duplicate grouping -------------------------------------------------------
+
+
+def child_grouping(count: int, distance: int) -> dict[str, Any]:
+    """In a fresh interpreter: group ``count`` random hashes (and mirrored hashes), timed."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**64, size=count, dtype=np.uint64)
+    mirrored = rng.integers(0, 2**64, size=count, dtype=np.uint64)
+    started = time.perf_counter()
+    pairs = nearduplicates.near_pairs(hashes, mirrored, distance)
+    found = time.perf_counter()
+    groups = nearduplicates.components(count, pairs)
+    done = time.perf_counter()
+    chunks, radius = nearduplicates.plan(distance, count, 2 * count)
+    return {
+        "pairs_s": found - started,
+        "components_s": done - found,
+        "pairs": len(pairs),
+        "groups": int(np.sum(np.bincount(groups) > 1)),
+        "peak_mb": _peak_rss_mb(),
+        "plan": f"{len(chunks)} chunks, radius {radius}",
+    }
+
+
+def measure_grouping() -> list[tuple[int, dict[str, Any]]]:
+    """The default distance, and wider ones for reference (each in a fresh process)."""
+    results = []
+    for distance in sorted({DISTANCE or 0, 6, 8}):
+        run = in_child("--child-grouping", str(distance))
+        results.append((distance, run))
+        print(
+            f"  distance {distance}: {run['pairs_s'] + run['components_s']:.2f} s "
+            f"(pairs {run['pairs_s']:.2f} s, {run['plan']}; components {run['components_s']:.2f} s), "
+            f"{run['pairs']} pairs, {run['groups']} groups, peak RSS {run['peak_mb']:.0f} MB"
+        )
+    return results
 
 
 # --- main ---------------------------------------------------------------------------
@@ -536,6 +585,12 @@ def profile(raw: Path, warm: Speed, single: Speed, sample: int = 500) -> None:
 def verdict(speed: Speed, target: float) -> str:
     met = "met" if speed.best >= target else "NOT met"
     return f"goal {target:.0f}: {met}" + (f"; others used {speed.busiest:.1f} cores" if speed.busiest > BUSY else "")
+
+
+def grouping_verdict(distance: int, seconds: float) -> str:
+    if distance != DISTANCE:
+        return "reference"
+    return f"goal <= {GOAL_GROUPING:g} s: {'met' if seconds <= GOAL_GROUPING else 'NOT met'}"
 
 
 def speed_line(speed: Speed, target: float | None) -> str:
@@ -553,7 +608,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also profile (automatic when a goal is missed)")
     parser.add_argument("--child-scan", type=Path, help=argparse.SUPPRESS)  # internal: fresh-process runs
     parser.add_argument("--child-stage", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-grouping", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_grouping is not None:
+        print(json.dumps(child_grouping(GROUPED, args.child_grouping)))
+        return
     if args.child_scan:
         print(json.dumps(child_scan(args.child_scan)))
         return
@@ -597,6 +656,9 @@ def main() -> None:
         f"+ suites, Data Docs and writes {stage['rest']:.1f} s; suite {'passed' if stage['success'] else 'FAILED'}"
     )
 
+    print(f"\n== near-duplicate grouping: {GROUPED} random hashes (fresh process each)")
+    grouping = measure_grouping()
+
     missed = min(s.best for s in (jpeg[0], jpeg[2])) < GOAL_JPEG or min(s.best for s in (png[0], png[2])) < GOAL_PNG
     if args.profile or missed:
         print(f"\n== profile{' (a speed goal was missed)' if missed else ''}")
@@ -615,6 +677,11 @@ def main() -> None:
         f"(goal <= {GOAL_GROWTH_PARENT:g} / {GOAL_GROWTH_WORKERS:g}: {'met' if memory.met else 'NOT met'})",
         f"validate stage  {png_label:<11} N={demo_count:<5} {stage['total']:.1f} s = scan {stage['scan']:.2f} s "
         f"+ GX import {stage['gx_import']:.1f} s + suites/docs/writes {stage['rest']:.1f} s",
+        *(
+            f"near-duplicate grouping N={GROUPED} distance {d}: {r['pairs_s'] + r['components_s']:.2f} s "
+            f"({grouping_verdict(d, r['pairs_s'] + r['components_s'])})"
+            for d, r in grouping
+        ),
     ]
     print(f"\n== summary ({time.perf_counter() - started:.0f} s)\n" + "\n".join(summary))
 

@@ -75,6 +75,9 @@ def publish(stage: str, params_file: str) -> None:
         pairs = ((r["actual"], r["predicted"]) for r in read_csv(params.path("confusion_matrix")))
         markdown = flowreports.confusion_markdown(pairs, link)
         create_markdown_artifact(markdown, key="confusion-matrix", description=about("confusion-matrix"))
+        if params.path("label_issues").exists():
+            markdown = flowreports.suspects_markdown(read_csv(params.path("label_issues")))
+            create_markdown_artifact(markdown, key="label-suspects", description=about("label-suspects"))
     elif stage == "register":
         markdown = flowreports.promotion_markdown(read("promotion"))
         create_markdown_artifact(markdown, key="promotion-decision", description=about("promotion-decision"))

@@ -16,13 +16,22 @@ from PIL import Image
 
 
 def pixels(seed: int, size: tuple[int, int] = (32, 32), channels: int = 3) -> np.ndarray:
-    """A smooth gradient plus seeded noise: (height, width, channels) uint8, unique per seed."""
+    """Smooth waves plus seeded noise: (height, width, channels) uint8, unique per seed.
+
+    The waves' directions and phases are the seed's own, so that two seeds also differ in
+    their coarse layout: validate's perceptual hash sees that layout, and images sharing
+    one (as a single gradient under the noise did) would be grouped as near-duplicates.
+    """
     width, height = size
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    base = (x * 255 // max(width - 1, 1) + y * 128 // max(height - 1, 1)) % 256
+    u, v = x / max(width - 1, 1), y / max(height - 1, 1)
+    base = np.zeros((height, width))
+    for fx, fy, phase in zip(rng.integers(0, 3, 3), rng.integers(0, 3, 3), rng.uniform(0, 2 * np.pi, 3), strict=True):
+        base += np.cos(np.pi * (fx * u + fy * v + 0.5) + phase)
+    base = (base - base.min()) * 191 / max(float(np.ptp(base)), 1e-9)  # 0..191
     noise = rng.integers(0, 64, size=(height, width, channels))
-    return ((base[..., None] + noise) % 256).astype(np.uint8)
+    return (base[..., None] + noise).astype(np.uint8)
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -60,6 +69,38 @@ def learnable_folder(root: Path, labels: tuple[str, ...], count: int, size: tupl
             image = pixels(index * 10_000 + i, size) // 2  # (height, width, 3) in 0..127
             image[..., index % 3] += 128
             write(root / label / f"{label}_{i:03d}.png", encode(Image.fromarray(image), "PNG"))
+
+
+def scene(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A picture with a layout of its own, unique per seed: ``rgb``'s waves and noise under
+    four solid discs and boxes, whose edges a perceptual hash follows through a crop."""
+    from PIL import ImageDraw
+
+    image = rgb(seed, size)
+    draw = ImageDraw.Draw(image)
+    rng = np.random.default_rng([seed, 15])
+    for corners, colour in zip(rng.uniform(-0.1, 1.1, (4, 2, 2)), rng.integers(0, 256, (4, 3)), strict=True):
+        (x0, x1), (y0, y1) = sorted(corners[0] * size[0]), sorted(corners[1] * size[1])
+        (draw.ellipse if x1 - x0 > y1 - y0 else draw.rectangle)((x0, y0, x1, y1), fill=tuple(map(int, colour)))
+    return image
+
+
+def _crop(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    width, height = image.size
+    box = (round(width * left), round(height * top), width - round(width * right), height - round(height * bottom))
+    return image.crop(box)
+
+
+# The copies a near-duplicate check must group with their original: file kind -> bytes.
+# Each crop removes at most 5% of the picture's area.
+NEAR_COPIES = {
+    "reencoded": lambda im: encode(im, "JPEG", quality=60),
+    "resized_half": lambda im: encode(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS), "PNG"),
+    "resized_up": lambda im: encode(im.resize((im.width * 3 // 2, im.height * 3 // 2)), "JPEG", quality=90),
+    "cropped_one_side": lambda im: encode(_crop(im, 0.025, 0, 0, 0), "PNG"),
+    "cropped_all_sides": lambda im: encode(_crop(im, 0.012, 0.012, 0.012, 0.012), "PNG"),
+    "mirrored": lambda im: encode(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=85),
+}
 
 
 def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:

@@ -42,6 +42,7 @@ class Paths(_Section):
     train_history: str = "reports/train_history.csv"  # one row per epoch (DVC plots)
     metrics: str = "reports/metrics.json"  # test-split metrics (DVC metrics)
     predictions: str = "reports/predictions.csv"  # one row per test image
+    label_issues: str = "reports/label_issues.csv"  # suspected label errors among all usable images, most suspect first
     confusion_matrix: str = "reports/confusion_matrix.csv"  # actual,predicted rows (DVC confusion plot)
     roc_curve: str = "reports/roc_curve.csv"  # ROC points (DVC plots)
     pr_curve: str = "reports/pr_curve.csv"  # precision-recall points (DVC plots)
@@ -77,6 +78,19 @@ class Validate(_Section):
     max_bad_fraction: float = Field(0.1, ge=0, le=1)  # more excluded files means a broken export
     # Processes that decode images; 0 = one per core. Small folders run in-process.
     workers: int = Field(0, ge=0, le=64)
+    # Images whose perceptual hashes (64 bits) differ in at most this many bits, directly
+    # or mirrored, are near-duplicates: one group, one split, and a label_conflict when
+    # under two classes. 4 groups 96-100% of re-encoded, resized and mirrored copies with
+    # no false group in 2 000 photo-like pictures, and keeps the demo's silhouettes, which
+    # pHash tells apart poorly, in small groups (at 6 they chain into one of 522 images);
+    # 6 also catches most crops of 2-3% (README "Near-duplicates",
+    # bench/near_duplicates.py). null: copies of the same bytes only.
+    near_duplicate_distance: int | None = Field(4, ge=0, le=16)
+    # Paths (as in the manifest: relative to paths.raw) to exclude as excluded_by_user,
+    # e.g. suspects from reports/label_issues.csv you checked: a list, or a file (relative
+    # to the project) with one path per line, or a CSV with a `path` column. Opt-in; the
+    # files stay where they are.
+    exclude_paths: list[str] | str | None = None
 
     @model_validator(mode="after")
     def _sides_ordered(self) -> Validate:
@@ -214,7 +228,12 @@ class Evaluate(_Section):
     # class in sorted order (e.g. dog for cat/dog).
     positive_class: str | None = None
     threshold: float = Field(0.5, gt=0, lt=1)  # two classes: P(positive) at or above it predicts positive
-    gallery_size: int = Field(16, ge=0, le=100)  # worst misclassified test images shown
+    gallery_size: int = Field(16, ge=0, le=100)  # worst misclassified test images shown, and top label suspects
+    # Rank every usable image by how likely its label is wrong (evaluation.labelissues):
+    # one more prediction pass, over all usable images, and a cross-validated logistic
+    # regression on the network's features; about 2 s on the demo.
+    label_issues: bool = True
+    label_issue_folds: int = Field(5, ge=2, le=20)  # cross-validation folds: each image scored by a fit without it
 
 
 # Metrics a floor can be set on: what evaluate reports for two classes or more.

@@ -95,8 +95,16 @@ def test_the_flow_runs_every_stage_then_skips_them_all(reproduced: Reproduced) -
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
         )
     by_key = {a.key: a for a in artifacts}
-    assert set(by_key) == {"validation-summary", "test-metrics", "confusion-matrix", "promotion-decision"}
+    assert set(by_key) == {
+        "validation-summary",
+        "test-metrics",
+        "confusion-matrix",
+        "label-suspects",
+        "promotion-decision",
+    }
     assert "# Validation: passed" in str(by_key["validation-summary"].data)
+    assert "Near-duplicate groups: 0" in str(by_key["validation-summary"].data)
+    assert "# Suspected label errors: " in str(by_key["label-suspects"].data)
     assert "f1" in str(by_key["test-metrics"].data)
     assert "http://127.0.0.1:5000/#/experiments/" in str(by_key["confusion-matrix"].data)
     assert "version 1: champion" in str(by_key["promotion-decision"].data)

@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from images import learnable_folder
 from imgclf import tracking
 from imgclf.params import Params, load_params
 from imgclf.stages import augment, evaluate, split, train, validate
@@ -39,9 +40,12 @@ def test_binary_outputs_and_metrics(binary: Params) -> None:
     assert list(predictions[0]) == ["path", "true", "predicted", "p_cat", "p_dog"]
     assert all(abs(float(r["p_cat"]) + float(r["p_dog"]) - 1) < 1e-5 for r in predictions)
     assert len(read_rows(binary.path("confusion_matrix"))) == metrics["test_images"]
-    for plot in ("confusion_matrix", "roc", "precision_recall", "worst_errors"):
+    for plot in ("confusion_matrix", "roc", "precision_recall", "worst_errors", "label_issues"):
         assert (binary.path("plots") / f"{plot}.png").stat().st_size > 1000
+    suspects = read_rows(binary.path("label_issues"))
+    assert binary.path("label_issues").read_text(encoding="utf-8").splitlines()[0] == "path,label,suggested,score"
     card = binary.path("model_card").read_text(encoding="utf-8")  # written by register
+    assert f"- suspected label errors: {len(suspects)} (`reports/label_issues.csv`" in card
     assert "## Confusion matrix (test)" in card and "| f1 |" in card and "## Registry decision" in card
     assert "resized inside the model to 16x16" in card and "- augmentation: online, preset photo: flip True" in card
     run_id = json.loads(binary.path("run").read_text(encoding="utf-8"))["run_id"]
@@ -70,6 +74,9 @@ def test_the_run_holds_params_metrics_datasets_model_and_reports(binary: Params)
     assert len(run.outputs.model_outputs) == 1  # the logged model
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/metrics.json", "evaluation/predictions.csv", "evaluation/plots"} <= artifacts
+    assert "evaluation/label_issues.csv" in artifacts and "label_suspects" in run.data.metrics
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation/plots")}
+    assert "evaluation/plots/label_issues.png" in plots
     registered = {a.path for a in client.list_artifacts(run.info.run_id, "registry")}
     assert registered == {"registry/model_card.md", "registry/promotion.json"}
     experiment = client.get_experiment(run.info.experiment_id)
@@ -149,3 +156,27 @@ def test_listed_images_that_are_gone_stop_train_before_tensorflow_reads(tmp_path
     with pytest.raises(StageInputError, match=r"\d+ of the \d+ images .* are missing \(data/moved/.*imgclf split"):
         train.run(load_params(tmp_path / "params.yaml"))
     assert not (tmp_path / "models" / "checkpoints").exists()  # nothing started
+
+
+def test_flipped_labels_lead_the_label_issue_ranking(tmp_path: Path) -> None:
+    """5% of a generated 2-class set moved to the other class folder: the ranking (its
+    rows in order, most suspect first) holds at least 60% of them in its top 10% of the
+    usable images. A cheap model: TINY's 2 epochs on 16-px images of two colour casts."""
+    raw = tmp_path / "data" / "raw"
+    learnable_folder(raw, ("cat", "dog"), 100)
+    flipped = []
+    for i in range(0, 100, 10):  # 10 of 200: 5%
+        for label, other in (("cat", "dog"), ("dog", "cat")):
+            if (i // 10) % 2 == (label == "dog"):
+                target = raw / other / f"flipped_{label}_{i:03d}.png"
+                (raw / label / f"{label}_{i:03d}.png").rename(target)
+                flipped.append(target.relative_to(raw).as_posix())
+    params = make_project(tmp_path, (), evaluate={"label_issue_folds": 5})
+    for stage in (validate, split, augment, train, evaluate):
+        stage.run(params)  # type: ignore[attr-defined]
+    ranked = [row["path"] for row in read_rows(params.path("label_issues"))]
+    top = set(ranked[: len(read_rows(params.path("split"))) // 10])
+    found = len(top & set(flipped))
+    print(f"flipped labels: {found} of {len(flipped)} in the top 10% ({len(ranked)} flagged)")
+    assert found >= 0.6 * len(flipped)
+    assert {row["suggested"] for row in read_rows(params.path("label_issues")) if row["path"] in top} <= {"cat", "dog"}

@@ -12,12 +12,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from images import class_folder, faulty_folder, snapshot
+from images import NEAR_COPIES, class_folder, encode, faulty_folder, scene, snapshot, write
 from imgclf.data.imaging import Limits
 from imgclf.data.manifest import COLUMNS
 from imgclf.data.scan import scan
-from imgclf.errors import DataValidationError
+from imgclf.errors import DataValidationError, ParamsError
 from imgclf.params import load_params
 from imgclf.stages import validate
 from runner import imgclf
@@ -61,7 +62,7 @@ def test_too_many_bad_files_fail_the_suite_with_a_readable_summary(
     result = imgclf("validate", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert "validation failed: 1 of 8 expectations: excluded_fraction (11 rows (22.4%) unexpected" in result.stderr
+    assert "validation failed: 1 of 15 expectations: excluded_fraction (11 rows (22.4%) unexpected" in result.stderr
     report = json.loads((tmp_path / "reports" / "validation.json").read_text(encoding="utf-8"))
     assert report["success"] is False and report["expectations"]["excluded_fraction"]["success"] is False
     # A share of the rows, as its bound (mostly) is, not a count.
@@ -178,10 +179,54 @@ def test_same_data_gives_identical_docs_whose_index_lists_each_validation(
     sha = json.loads(params.path("validation_report").read_text(encoding="utf-8"))["manifest_sha256"]
     body = [row for row in parsed.rows if row]
     assert [(r[0], r[1], r[2], r[3]) for r in body] == [
-        ("passed", "manifest", "6 of 6", f"manifest-{sha[:12]}"),
+        ("passed", "manifest", "13 of 13", f"manifest-{sha[:12]}"),
         ("passed", "class_counts", "2 of 2", f"manifest-{sha[:12]}"),
     ]
     for link in parsed.links:
         assert (docs / link).is_file(), link
     assert any(link.startswith("validations/manifest/") for link in parsed.links)
     assert not any("?d=" in p.read_text(encoding="utf-8") for p in docs.rglob("*.html"))  # no render-time stamp
+
+
+def test_groups_conflicts_warnings_and_user_exclusions_reach_the_report_and_the_data_docs(
+    write_params: Callable[..., Path], tmp_path: Path
+) -> None:
+    raw = tmp_path / "data" / "raw"
+    for i in range(6):
+        write(raw / "cat" / f"cat_{i}.png", encode(scene(i), "PNG"))
+        write(raw / "dog" / f"dog_{i}.png", encode(scene(100 + i), "PNG"))
+    write(raw / "cat" / "cat_0_small.jpg", NEAR_COPIES["resized_half"](scene(0)))  # kept, grouped with cat_0
+    write(raw / "dog" / "cat_1_mirrored.jpg", NEAR_COPIES["mirrored"](scene(1)))  # a conflict with cat_1
+    write(raw / "dog" / "cat_2_again.jpg", NEAR_COPIES["reencoded"](scene(2)))  # a conflict, but excluded
+    write(raw / "dog" / "night.png", encode(Image.new("RGB", (64, 48), (3, 3, 5)), "PNG"))  # blank and dark
+    write(raw / "dog" / "panorama.png", encode(scene(7, (400, 100)), "PNG"))
+    (tmp_path / "checked.csv").write_text("path,label,suggested,score\ndog/cat_2_again.jpg,dog,cat,0.01\n")
+    limits = {"min_per_class": 5, "max_bad_fraction": 0.5}
+    params = load_params(write_params(validate={**limits, "exclude_paths": "checked.csv"}))
+
+    report = validate.run(params).report
+
+    assert report["near_duplicates"] == {"distance": 4, "groups": 2, "images": 4, "kept": 2, "label_conflicts": 1}
+    assert report["label_conflicts"] == [["cat/cat_1.png", "dog/cat_1_mirrored.jpg"]]
+    assert report["by_reason"]["excluded_by_user"] == 1 and report["exclude_paths_unmatched"] == 0
+    assert report["warnings"] == {"blank": 1, "dark": 1, "bright": 0, "extreme_aspect": 1}
+    observed = {name: e["observed"] for name, e in report["expectations"].items()}
+    assert observed["near_duplicate_groups"] == 1 and observed["label_conflicts"] == 2
+    assert observed["excluded_by_user"] == 1 and observed["warning_dark"] == 1 and observed["warning_blank"] == 1
+    manifest = {row["path"]: row for row in csv.DictReader(params.path("manifest").open(encoding="utf-8"))}
+    assert manifest["cat/cat_0_small.jpg"]["group"] == manifest["cat/cat_0.png"]["group"] != ""
+    assert manifest["dog/night.png"]["warnings"] == "blank;dark" and len(manifest["cat/cat_3.png"]["phash"]) == 16
+    page = next((params.path("data_docs") / "validations" / "manifest").rglob("*.html")).read_text(encoding="utf-8")
+    assert (
+        "Counted: groups of copies or near-duplicates" in page
+        and "Counted: files listed in validate.exclude_paths" in page
+    )
+
+    # The same list, written in params.yaml or as a text file, excludes the same file.
+    (tmp_path / "checked.txt").write_text("# checked by hand\ndog/cat_2_again.jpg\n\n")
+    for listed in (["dog/cat_2_again.jpg"], "checked.txt"):
+        params = load_params(write_params(validate={**limits, "exclude_paths": listed}))
+        assert validate.exclusions(params) == ["dog/cat_2_again.jpg"]
+    params = load_params(write_params(validate={**limits, "exclude_paths": "missing.txt"}))
+    with pytest.raises(ParamsError, match=r"^params.yaml: validate.exclude_paths: missing.txt: No such file"):
+        validate.run(params)

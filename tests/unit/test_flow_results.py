@@ -23,11 +23,13 @@ REPORTS = {
         "success": True,
         "files": {"candidates": 2000, "ok": 1989, "excluded": 11, "skipped": 0},
         "expectations": {"a": {"success": True}, "b": {"success": True}},
+        "near_duplicates": {"distance": 4, "groups": 127, "images": 439, "kept": 419, "label_conflicts": 4},
     },
     "split_report": {"counts": {"train": 1422, "val": 288, "test": 279}},
     "augment_list": [{"file": "a.png", "variant": "0"}, {"file": "a_1.png", "variant": "1"}],
     "train_history": [{"epoch": "0", "val_accuracy": "0.5"}, {"epoch": "1", "val_accuracy": "0.98958"}],
     "metrics": {"accuracy": 0.97491, "precision": 0.9853, "recall": 0.964, "f1": 0.97455, "test_images": 279},
+    "label_issues": [{"path": "dog/d.png", "label": "dog", "suggested": "cat", "score": "0.000011"}],
     "promotion": {
         "model_name": "catdog-cnn",
         "version": "2",
@@ -41,14 +43,18 @@ REPORTS = {
 @pytest.mark.parametrize(
     ("stage", "line"),
     [
-        ("validate", "validate: ran: passed; 1989 ok, 11 excluded, 0 skipped; 2/2 expectations passed"),
+        (
+            "validate",
+            "validate: ran: passed; 1989 ok, 11 excluded, 0 skipped; 127 near-duplicate groups (4 across classes); "
+            "2/2 expectations passed",
+        ),
         ("split", "split: ran: 1422 train, 288 val, 279 test"),
         ("augment", "augment: ran: 2 training files (1 augmented variants)"),
         ("train", f"train: ran: 2 epochs, val_accuracy 0.9896; MLflow run {LINK}"),
         (
             "evaluate",
             "evaluate: ran: accuracy 0.9749, precision 0.9853, recall 0.9640, f1 0.9746 on 279 test images; "
-            f"MLflow run {LINK}",
+            f"1 suspected label errors; MLflow run {LINK}",
         ),
         (
             "register",
@@ -98,3 +104,21 @@ def test_every_artifact_the_flow_publishes_has_a_description() -> None:
         said = flowreports.description(key, Paths())
         assert "{" not in said and len(said) > 40
     assert "reports/metrics.json" in flowreports.description("test-metrics", Paths())
+
+
+def test_the_validation_summary_names_groups_conflicts_and_warnings_and_suspects_are_a_table() -> None:
+    report = {
+        **REPORTS["validation_report"],
+        "by_reason": {"label_conflict": 3},
+        "label_conflicts": [["cat/a.png", "dog/b.png", "dog/c.png"]],
+        "warnings": {"blank": 0, "dark": 2},
+    }
+    markdown = flowreports.validation_markdown(report)
+    assert "Near-duplicate groups: 127 (439 files, distance 4), 4 under two classes (all excluded)." in markdown
+    assert "- cat/a.png, dog/b.png, dog/c.png" in markdown and "Quality warnings (kept): 2 dark." in markdown
+    suspects = flowreports.suspects_markdown(REPORTS["label_issues"] * 25)
+    assert (
+        suspects.startswith("# Suspected label errors: 25") and "| 20 | dog/d.png | dog | cat | 0.000011 |" in suspects
+    )
+    assert "| 21 |" not in suspects and "... and 5 more." in suspects
+    assert "No usable image's label is in doubt." in flowreports.suspects_markdown([])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import pytest
 
 from imgclf.data.manifest import EXCLUDED, OK, ManifestRow
 from imgclf.params import Split
-from imgclf.stages.split import SPLITS, assign, fractions, split_rows
+from imgclf.stages.split import SPLITS, SplitRow, assign, fractions, split_rows
 
 
 def rows(n: int, labels: tuple[str, ...] = ("cat", "dog"), salt: str = "") -> list[ManifestRow]:
@@ -69,3 +70,50 @@ def test_a_miss_is_reported_only_where_the_class_is_large_enough_to_judge() -> N
     hashes = [r for r in rows(4000, ("a",)) if assign(r.sha256, cfg) == "train"]  # a class with no test images
     assert fractions(split_rows(hashes[:900], cfg), cfg)[1]  # 900 images: a 15-point gap is no accident
     assert not fractions(split_rows(hashes[:20], cfg), cfg)[1]  # 20 images: too few to judge
+
+
+def grouped(data: list[ManifestRow], size: int) -> list[ManifestRow]:
+    """``data`` with every ``size`` consecutive rows of a class made one group, keyed by
+    the smallest content hash among them, as validate keys groups."""
+    out = []
+    for start in range(0, len(data), 2 * size):
+        for label in ("cat", "dog"):
+            members = [r for r in data[start : start + 2 * size] if r.label == label]
+            key = min(r.sha256 for r in members)
+            out.extend(replace(r, group=key) for r in members)
+    return out
+
+
+def test_every_member_of_a_group_takes_the_split_of_the_groups_key() -> None:
+    data = grouped(rows(600), size=5)
+    result = split_rows(data, Split())
+    splits: dict[str, set[str]] = {}
+    for r in result:
+        splits.setdefault(r.group, set()).add(r.split)
+    assert all(len(s) == 1 for s in splits.values())  # no group spans two splits
+    assert {s for r in result for s in [r.split]} == set(SPLITS)
+    assert all(r.split == assign(r.group, Split()) for r in result)
+
+
+def test_an_image_joining_a_group_moves_old_images_only_when_it_brings_the_smallest_hash() -> None:
+    cfg = Split()
+    old = rows(2, ("cat",))  # two near-duplicates, grouped under the smaller hash
+    key = min(r.sha256 for r in old)
+    before = {r.path: r.split for r in split_rows([replace(r, group=key) for r in old], cfg)}
+    for salt in ("x", "y", "z", "w"):
+        [new] = rows(1, ("cat",), salt=salt)
+        joined = min(key, new.sha256)
+        after = {r.path: r.split for r in split_rows([replace(r, group=joined) for r in [*old, new]], cfg)}
+        moved = any(after[path] != split for path, split in before.items())
+        assert after[new.path] == after[old[0].path] == after[old[1].path]
+        assert not moved or new.sha256 < key
+
+
+def test_a_group_weighs_in_the_tolerance_check_as_its_size() -> None:
+    """2000 images in groups of 50 are 40 independent draws: no test image is a miss of
+    0.15 that 2000 single images would show, but that 40 draws cannot be judged on."""
+    cfg = Split(tolerance=0.05)
+    placed = [SplitRow(f"cat/{i}.png", "cat", "val" if i < 300 else "train", group=f"g{i // 50}") for i in range(2000)]
+    assert fractions(placed, cfg)[1] == []
+    singles = [replace(r, group="") for r in placed]
+    assert fractions(singles, cfg)[1] == ["cat: test fraction 0.000 vs 0.15"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from images import encode, rgb, write
 from imgclf.data.imaging import Limits
 from imgclf.data.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, escape_name, read_manifest
-from imgclf.data.scan import is_clutter, list_candidates, resolve_duplicates, scan
+from imgclf.data.scan import exclude_listed, is_clutter, list_candidates, resolve_duplicates, scan
 from imgclf.stages.validate import summarize
 from imgclf.tables import read_csv, write_csv
 
@@ -108,3 +109,62 @@ def test_a_name_that_is_not_utf8_is_excluded_unread_and_recorded_escaped(tmp_pat
         ("cat/caf\\xe9.png", EXCLUDED, "bad_filename", ""),
         ("cat/ok.png", OK, "", rows[1].sha256),
     ]
+
+
+def near(path: str, sha: str, phash: str) -> ManifestRow:
+    return replace(row(path, sha), phash=phash)
+
+
+def test_near_duplicates_form_groups_kept_within_a_class_and_excluded_across_classes() -> None:
+    # 0x0f: 4 bits from 0x00, 8 bits from 0xff. At distance 4, a~b~c chain into one group.
+    rows = [
+        near("cat/a.png", "5", "0" * 16),
+        near("cat/b.png", "3", "0" * 14 + "0f"),
+        near("cat/c.png", "4", "0" * 14 + "ff"),  # 4 bits from b, 8 from a: joined through b
+        near("cat/d.png", "3", "0" * 14 + "0f"),  # the same bytes as b: a duplicate
+        near("cat/e.png", "6", "f" * 16),
+        near("dog/e.png", "7", "f" * 15 + "e"),  # 1 bit from cat/e: a conflict
+        near("dog/f.png", "8", "ff" * 4 + "00" * 4),
+    ]
+    resolved = {r.path: (r.status, r.reason, r.group) for r in resolve_duplicates(rows, distance=4)}
+    assert resolved == {
+        "cat/a.png": (OK, "", "3"),  # the group's key: its smallest content hash
+        "cat/b.png": (OK, "", "3"),
+        "cat/c.png": (OK, "", "3"),
+        "cat/d.png": (EXCLUDED, "duplicate", "3"),
+        "cat/e.png": (EXCLUDED, "label_conflict", "6"),
+        "dog/e.png": (EXCLUDED, "label_conflict", "6"),
+        "dog/f.png": (OK, "", ""),
+    }
+    # Without a distance only the same bytes group, as before near-duplicates.
+    assert {r.path: r.group for r in resolve_duplicates(rows) if r.group} == {"cat/b.png": "3", "cat/d.png": "3"}
+
+
+def test_a_mirrored_copy_is_found_through_the_mirrored_hash() -> None:
+    rows = [near("cat/a.png", "1", "00ff" * 4), near("dog/b.png", "2", "ff00" * 4)]
+    assert {r.reason for r in resolve_duplicates(rows, distance=4)} == {""}
+    mirrored = {"cat/a.png": int("ff00" * 4, 16), "dog/b.png": int("00ff" * 4, 16)}
+    assert {r.reason for r in resolve_duplicates(rows, 4, mirrored)} == {"label_conflict"}
+
+
+def test_excluding_one_side_of_a_conflict_keeps_the_other() -> None:
+    rows = [near("cat/a.png", "1", "0" * 16), near("dog/a.png", "2", "0" * 15 + "1")]
+    resolved = resolve_duplicates(exclude_listed(rows, {"dog/a.png"}), distance=4)
+    assert [(r.status, r.reason) for r in resolved] == [(OK, ""), (EXCLUDED, "excluded_by_user")]
+
+
+def test_summary_counts_groups_names_each_conflict_and_counts_warnings_and_user_exclusions() -> None:
+    rows = [
+        replace(row("cat/a.png", "1"), group="1", warnings="dark"),
+        replace(row("cat/b.png", "2"), group="1", warnings="blank;dark"),
+        replace(row("cat/c.png", "3", EXCLUDED, "label_conflict"), group="3"),
+        replace(row("dog/c.png", "4", EXCLUDED, "label_conflict"), group="3"),
+        row("dog/d.png", "5", EXCLUDED, "excluded_by_user"),
+        *(row(f"dog/{i}.png", str(10 + i)) for i in range(5)),
+    ]
+    report = summarize(rows, Counter(), {}, distance=4)
+    assert report["near_duplicates"] == {"distance": 4, "groups": 2, "images": 4, "kept": 2, "label_conflicts": 1}
+    assert report["label_conflicts"] == [["cat/c.png", "dog/c.png"]]
+    assert report["warnings"] == {"blank": 1, "dark": 2, "bright": 0, "extreme_aspect": 0}
+    assert report["by_reason"]["excluded_by_user"] == 1
+    assert report["excluded_fraction"] == pytest.approx(2 / 9, abs=1e-5)  # the user's choice is no broken file

@@ -75,12 +75,20 @@ def validate(ctx: typer.Context) -> None:
     from imgclf.stages import validate as stage
 
     result = call(ctx, lambda: stage.run(params_of(ctx)))
-    files, checks = result.report["files"], result.report["expectations"]
-    reasons = ", ".join(f"{n} {r}" for r, n in result.report["by_reason"].items() if n)
+    report = result.report
+    files, checks, near = report["files"], report["expectations"], report["near_duplicates"]
+    reasons = ", ".join(f"{n} {r}" for r, n in report["by_reason"].items() if n)
+    warned = ", ".join(f"{n} {kind}" for kind, n in report["warnings"].items() if n)
     out.print(
         f"validate: {files['ok']} ok, {files['excluded']} excluded{f' ({reasons})' if reasons else ''}, "
-        f"{files['skipped']} skipped; {sum(c['success'] for c in checks.values())}/{len(checks)} expectations passed"
+        f"{files['skipped']} skipped; {near['groups']} near-duplicate groups ({near['images']} files); "
+        f"warnings: {warned or 'none'}; {sum(c['success'] for c in checks.values())}/{len(checks)} expectations passed"
     )
+    for paths in report["label_conflicts"][:5]:
+        out.print(f"  label_conflict: {', '.join(paths)}")
+    if len(report["label_conflicts"]) > 5:
+        more = len(report["label_conflicts"]) - 5
+        out.print(f"  ... and {more} more: label_conflicts in {params_of(ctx).paths.validation_report}")
 
 
 @app.command(rich_help_panel=PANEL)
@@ -135,7 +143,7 @@ def evaluate(ctx: typer.Context) -> None:
     m = result.metrics
     out.print(
         f"evaluate: accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
-        f"F1 {m['f1']:.4f} on {m['test_images']} test images"
+        f"F1 {m['f1']:.4f} on {m['test_images']} test images; {result.label_suspects} suspected label errors"
     )
 
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from imgclf import owned
 from imgclf.atomic import publish
 from imgclf.data import datadocs
+from imgclf.data.imaging import Reason
+from imgclf.data.looks import QualityWarning
 from imgclf.data.manifest import COLUMNS, OK, ManifestRow
 from imgclf.params import Validate
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.data_context import EphemeralDataContext
     from great_expectations.expectations import Expectation
+    from great_expectations.expectations.row_conditions import ComparisonCondition, RowConditionType
 
 # The run time GX shows and files pages under: not the clock, which would change every page's bytes.
 _FIXED_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -41,6 +44,9 @@ def frames(rows: list[ManifestRow], cfg: Validate) -> tuple[pd.DataFrame, pd.Dat
     import pandas as pd
 
     manifest = pd.DataFrame([vars(row) for row in rows], columns=list(COLUMNS))
+    # One true/false column per quality warning, for the expectations that count them.
+    for kind in QualityWarning:
+        manifest[kind.value] = [kind.value in row.warnings.split(";") for row in rows]
     ok = Counter(row.label for row in rows if row.status == OK)
     labels = sorted({row.label for row in rows} | set(cfg.classes or ()))
     counts = pd.DataFrame({"label": labels, "count": [ok[label] for label in labels]})
@@ -73,10 +79,16 @@ def suites(rows: list[ManifestRow], cfg: Validate) -> dict[str, dict[str, Expect
             ),
             # No bytes are used twice: a duplicate could land in train and test at once.
             "unique_content": gxe.ExpectColumnValuesToBeUnique(column="sha256", row_condition=ok),
-            # Too many excluded files means a broken export, not a few bad images.
+            # Too many excluded files means a broken export, not a few bad images (the
+            # files the user chose to exclude are not counted).
             "excluded_fraction": gxe.ExpectColumnValuesToBeInSet(
-                column="status", value_set=[OK], mostly=1 - cfg.max_bad_fraction
+                column="status",
+                value_set=[OK],
+                mostly=1 - cfg.max_bad_fraction,
+                row_condition=Column("reason") != Reason.EXCLUDED_BY_USER.value,
             ),
+            # Counted, never failed: what validate found beyond broken files.
+            **counts(ok),
         },
         "class_counts": {
             # Enough images per class to fill train, val and test.
@@ -87,6 +99,39 @@ def suites(rows: list[ManifestRow], cfg: Validate) -> dict[str, dict[str, Expect
             ),
         },
     }
+
+
+def counts(ok: ComparisonCondition) -> dict[str, Expectation]:
+    """Expectations that always pass and observe a count, so that the report and the Data
+    Docs show it: near-duplicate groups, label conflicts, user exclusions, quality warnings."""
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
+
+    def rows_where(condition: RowConditionType, description: str) -> Expectation:
+        return gxe.ExpectTableRowCountToBeBetween(min_value=0, row_condition=condition, description=description)
+
+    found: dict[str, Expectation] = {
+        "near_duplicate_groups": gxe.ExpectColumnUniqueValueCountToBeBetween(
+            column="group",
+            min_value=0,
+            row_condition=ok & (Column("group") != ""),
+            description="Counted: groups of copies or near-duplicates among the usable images (one split each).",
+        ),
+        "label_conflicts": rows_where(
+            Column("reason") == Reason.LABEL_CONFLICT.value,
+            "Counted: files excluded because a copy or near-duplicate sits under another class "
+            "(the validation report lists each group's paths).",
+        ),
+        "excluded_by_user": rows_where(
+            Column("reason") == Reason.EXCLUDED_BY_USER.value, "Counted: files listed in validate.exclude_paths."
+        ),
+    }
+    for kind in QualityWarning:
+        found[f"warning_{kind.value}"] = rows_where(
+            ok & (Column(kind.value) == True),  # noqa: E712 - a GX condition, not a Python comparison
+            f"Counted, not excluded: usable images flagged {kind.value} (data.looks).",
+        )
+    return found
 
 
 def check(rows: list[ManifestRow], cfg: Validate, docs_dir: Path, run_name: str) -> dict[str, dict[str, Any]]:

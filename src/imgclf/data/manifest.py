@@ -22,6 +22,10 @@ class ManifestRow:
     height: int
     mode: str
     bytes: int
+    # Given for a usable image, empty otherwise (and in tests that build rows by hand):
+    phash: str = ""  # imagehash's pHash as 16 hex digits (data.looks)
+    group: str = ""  # the key of its group of copies or near-duplicates (scan.resolve_duplicates), else empty
+    warnings: str = ""  # quality warnings that do not exclude, ';'-separated (looks.QualityWarning)
 
 
 COLUMNS = tuple(f.name for f in fields(ManifestRow))

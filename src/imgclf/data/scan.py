@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from imgclf.data.imaging import Limits, Probe, Reason, probe
+from imgclf.data.looks import hex64, look, quality_warnings
 from imgclf.data.manifest import EXCLUDED, OK, ManifestRow, escape_name, is_utf8
 from imgclf.progress import track
 
@@ -74,42 +75,88 @@ def _walk_class(folder: Path, raw: Path, skipped: Counter[str]) -> Iterator[str]
 
 
 def probe_all(raw: Path, paths: list[str], limits: Limits, workers: int) -> Iterator[Probe]:
-    """Probe each file, in order, in ``workers`` processes (0 = one per core)."""
+    """Probe each file, in order, in ``workers`` processes (0 = one per core), with its Look."""
     root = raw.resolve()
     files = (raw / p for p in paths)
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(paths) < _IN_PROCESS_BELOW:
-        yield from (probe(f, root, limits) for f in files)
+        yield from (probe(f, root, limits, look) for f in files)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         # Chunks keep inter-process traffic low; only paths and small Probe records cross.
-        yield from pool.map(partial(probe, root=root, limits=limits), files, chunksize=64)
+        yield from pool.map(partial(probe, root=root, limits=limits, look=look), files, chunksize=64)
 
 
-def resolve_duplicates(rows: Iterable[ManifestRow]) -> list[ManifestRow]:
-    """Exclude repeated bytes: the same bytes under two classes exclude every copy
-    (``label_conflict``, nobody knows which label is right); within one class the first
-    path in sorted order is kept and the rest are ``duplicate``."""
+def resolve_duplicates(
+    rows: Iterable[ManifestRow], distance: int | None = None, mirrored: Mapping[str, int] | None = None
+) -> list[ManifestRow]:
+    """Group copies and near-duplicates, and exclude what cannot be trusted.
+
+    The usable images whose bytes are the same, or (``distance`` not None) whose perceptual
+    hashes differ in at most ``distance`` bits, directly or mirrored, form a group:
+    every pair so linked, through any chain. Each member of a group records its key, the
+    smallest sha256 among its members, in ``group`` (split keeps a group together by it).
+    A group under two or more classes excludes every member (``label_conflict``: nobody
+    knows which label is right); within one class every member is kept, except repeated
+    bytes: the first path in sorted order is kept and the rest are ``duplicate``.
+
+    Args:
+        mirrored: path -> the hash of the image mirrored (looks.Look.mirrored), for
+            mirrored copies; without it only unmirrored near-duplicates are found.
+    """
+    import numpy as np
+
+    from imgclf.data.nearduplicates import components, near_pairs
+
     rows = list(rows)
-    labels: defaultdict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        if row.status == OK:
-            labels[row.sha256].add(row.label)
-    seen: set[str] = set()
-    resolved = []
-    for row in rows:
-        if row.status == OK and len(labels[row.sha256]) > 1:
-            row = replace(row, status=EXCLUDED, reason=Reason.LABEL_CONFLICT.value)
-        elif row.status == OK and row.sha256 in seen:
-            row = replace(row, status=EXCLUDED, reason=Reason.DUPLICATE.value)
-        elif row.status == OK:
+    usable = [i for i, row in enumerate(rows) if row.status == OK]
+    shas = sorted({rows[i].sha256 for i in usable})
+    # Identical bytes are linked whatever the distance: through their content hash as a node.
+    content = {sha: len(usable) + k for k, sha in enumerate(shas)}
+    links = [np.array([(k, content[rows[i].sha256]) for k, i in enumerate(usable)], np.int64).reshape(-1, 2)]
+    if distance is not None and usable:
+        hashes = np.array([int(rows[i].phash, 16) for i in usable], np.uint64)
+        flipped = np.array([(mirrored or {}).get(rows[i].path, int(rows[i].phash, 16)) for i in usable], np.uint64)
+        links.append(near_pairs(hashes, flipped, distance))
+    members: defaultdict[int, list[int]] = defaultdict(list)
+    for k, component in enumerate(components(len(usable) + len(shas), np.concatenate(links))[: len(usable)]):
+        members[int(component)].append(usable[k])
+    resolved = list(rows)
+    for group in members.values():
+        if len(group) < 2:
+            continue
+        key = min(rows[i].sha256 for i in group)
+        conflict = len({rows[i].label for i in group}) > 1
+        seen: set[str] = set()
+        for i in group:  # in path order
+            row = replace(rows[i], group=key)
+            if conflict:
+                row = replace(row, status=EXCLUDED, reason=Reason.LABEL_CONFLICT.value)
+            elif row.sha256 in seen:
+                row = replace(row, status=EXCLUDED, reason=Reason.DUPLICATE.value)
             seen.add(row.sha256)
-        resolved.append(row)
+            resolved[i] = row
     return resolved
 
 
-def scan(raw: Path, limits: Limits, workers: int = 0) -> tuple[list[ManifestRow], Counter[str]]:
-    """The manifest of ``raw`` and the counts of what was skipped; reads files, writes nothing."""
+def exclude_listed(rows: Iterable[ManifestRow], listed: Collection[str]) -> list[ManifestRow]:
+    """Rows whose path is ``listed`` (validate.exclude_paths) excluded as ``excluded_by_user``,
+    whatever they are otherwise: the user's decision comes before any grouping."""
+    return [
+        replace(row, status=EXCLUDED, reason=Reason.EXCLUDED_BY_USER.value) if row.path in listed else row
+        for row in rows
+    ]
+
+
+def scan(
+    raw: Path, limits: Limits, workers: int = 0, distance: int | None = None, exclude: Collection[str] = ()
+) -> tuple[list[ManifestRow], Counter[str]]:
+    """The manifest of ``raw`` and the counts of what was skipped; reads files, writes nothing.
+
+    Args:
+        distance: validate.near_duplicate_distance (resolve_duplicates); None: copies only.
+        exclude: manifest paths to exclude as ``excluded_by_user`` (validate.exclude_paths).
+    """
     skipped: Counter[str] = Counter()
     paths = list_candidates(raw, skipped)
     readable = [path for path in paths if is_utf8(path)]
@@ -123,10 +170,12 @@ def scan(raw: Path, limits: Limits, workers: int = 0) -> tuple[list[ManifestRow]
     probes = track(probe_all(raw, readable, limits, workers), len(readable), "validate")
     found = dict(zip(readable, probes, strict=True))
     rows = [_row(escape_name(path), found.get(path, Probe(Reason.BAD_FILENAME))) for path in paths]
-    return resolve_duplicates(rows), skipped
+    mirrored = {path: probe.look.mirrored for path, probe in found.items() if probe.look is not None}
+    return resolve_duplicates(exclude_listed(rows, frozenset(exclude)), distance, mirrored), skipped
 
 
 def _row(path: str, found: Probe) -> ManifestRow:
+    seen = found.look
     return ManifestRow(
         path=path,
         label=path.split("/", 1)[0],
@@ -137,4 +186,6 @@ def _row(path: str, found: Probe) -> ManifestRow:
         height=found.height,
         mode=found.mode,
         bytes=found.bytes,
+        phash="" if seen is None else hex64(seen.phash),
+        warnings="" if seen is None else ";".join(quality_warnings(found.width, found.height, seen)),
     )

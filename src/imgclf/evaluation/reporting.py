@@ -71,8 +71,9 @@ def curve_plots(curves: Curves, positive: str) -> dict[str, Figure]:
     return {"roc": roc, "precision_recall": pr}
 
 
-def gallery(images: list[np.ndarray], captions: list[str]) -> Figure:
-    """A grid of images with captions (the worst misclassified test images)."""
+def gallery(images: list[np.ndarray], captions: list[str], empty: str = "no misclassified test images") -> Figure:
+    """A grid of images with captions (the worst misclassified test images, the top
+    suspected label errors); ``empty``: what it says when there is no image."""
     from matplotlib.figure import Figure
 
     columns = min(4, max(len(images), 1))
@@ -85,7 +86,7 @@ def gallery(images: list[np.ndarray], captions: list[str]) -> Figure:
         axes.imshow(image)
         axes.set_title(caption, fontsize=8)
     if not images:
-        grid[0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
+        grid[0].text(0.5, 0.5, empty, ha="center", va="center")
     return figure
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from imgclf.evaluation.reporting import confusion_table
@@ -19,6 +19,9 @@ DESCRIPTIONS = {
     "the MLflow run holds them as test_* metrics.",
     "confusion-matrix": "Test-split images counted by actual (rows) and predicted (columns) class "
     "({confusion_matrix}), with the link to the model's MLflow run.",
+    "label-suspects": "The evaluate stage's suspected label errors among all usable images, most suspect first "
+    "(the top rows of {label_issues}; a gallery in {plots}/label_issues.png): a given label the out-of-sample "
+    "probabilities doubt. Nothing is relabelled; validate.exclude_paths excludes the ones you confirm.",
     "promotion-decision": "The register stage's gate on the trained model: its registry version, whether it became "
     "champion or stays challenger, and why ({promotion}; the model card: {model_card}).",
     "reproduce-verdict": "imgclf reproduce's verdict on the version: rebuilt in a temporary git worktree from its "
@@ -35,6 +38,9 @@ def description(key: str, paths: Paths) -> str:
 def validation_markdown(report: Mapping[str, Any]) -> str:
     files = report["files"]
     reasons = [f"| {reason} | {count} |" for reason, count in report["by_reason"].items() if count]
+    near = report.get("near_duplicates", {})
+    conflicts = [f"- {', '.join(paths)}" for paths in report.get("label_conflicts", [])]
+    warned = ", ".join(f"{n} {kind}" for kind, n in report.get("warnings", {}).items() if n)
     checks = [
         f"| {name} | {'pass' if e['success'] else '**fail**'} | {e.get('observed', '')} |"
         for name, e in report["expectations"].items()
@@ -46,6 +52,12 @@ def validation_markdown(report: Mapping[str, Any]) -> str:
             f"{files['candidates']} files: {files['ok']} ok, {files['excluded']} excluded, {files['skipped']} skipped.",
             "",
             *(["| excluded because | files |", "| --- | --- |", *reasons, ""] if reasons else []),
+            f"Near-duplicate groups: {near.get('groups', 0)} ({near.get('images', 0)} files, distance "
+            f"{near.get('distance')}), {near.get('label_conflicts', 0)} under two classes (all excluded).",
+            "",
+            *(["Label conflicts (each group's files):", *conflicts, ""] if conflicts else []),
+            f"Quality warnings (kept): {warned or 'none'}.",
+            "",
             "| expectation | result | observed |",
             "| --- | --- | --- |",
             *checks,
@@ -106,3 +118,22 @@ def reproduce_markdown(outcome: Mapping[str, Any]) -> str:
 def unreproducible_markdown(version: str, problem: str) -> str:
     """The verdict artifact when the version's record cannot be followed at all."""
     return "\n".join([f"# {version}: cannot be reproduced", "", problem])
+
+
+def suspects_markdown(rows: Sequence[Mapping[str, str]], limit: int = 20) -> str:
+    """The first ``limit`` rows of paths.label_issues (most suspect first) as a table."""
+    lines = [f"# Suspected label errors: {len(rows)}", ""]
+    if not rows:
+        return "\n".join([*lines, "No usable image's label is in doubt."])
+    return "\n".join(
+        [
+            *lines,
+            "| rank | path | label | looks like | score |",
+            "| --- | --- | --- | --- | --- |",
+            *(
+                f"| {rank} | {r['path']} | {r['label']} | {r['suggested']} | {r['score']} |"
+                for rank, r in enumerate(rows[:limit], start=1)
+            ),
+            *(["", f"... and {len(rows) - limit} more."] if len(rows) > limit else []),
+        ]
+    )

@@ -25,7 +25,7 @@ READS = {
     "split": ("split_report",),
     "augment": ("augment_list",),
     "train": ("train_history", "run"),
-    "evaluate": ("metrics", "run"),
+    "evaluate": ("metrics", "run", "label_issues"),
     "register": ("promotion",),
 }
 
@@ -47,9 +47,11 @@ def _result(stage: str, reports: Mapping[str, Any], link: str | None) -> str | N
         files, checks = report["files"], report["expectations"]
         passed = sum(1 for c in checks.values() if c["success"])
         verdict = "passed" if report["success"] else "FAILED"
+        near = report.get("near_duplicates", {})
+        groups = f"{near['groups']} near-duplicate groups ({near['label_conflicts']} across classes); " if near else ""
         return (
             f"{verdict}; {files['ok']} ok, {files['excluded']} excluded, {files['skipped']} skipped; "
-            f"{passed}/{len(checks)} expectations passed"
+            f"{groups}{passed}/{len(checks)} expectations passed"
         )
     if stage == "split":
         counts = reports["split_report"]["counts"]
@@ -66,7 +68,9 @@ def _result(stage: str, reports: Mapping[str, Any], link: str | None) -> str | N
         m = reports["metrics"]
         scores = ", ".join(f"{k} {m[k]:.4f}" for k in HEADLINE if k in m)
         images = m.get("test_images")
-        return f"{scores}" + (f" on {images} test images" if images is not None else "") + run
+        suspects = reports.get("label_issues")
+        flagged = f"; {len(suspects)} suspected label errors" if suspects is not None else ""
+        return f"{scores}" + (f" on {images} test images" if images is not None else "") + flagged + run
     if stage == "register":
         p = reports["promotion"]
         reasons = "; ".join(p.get("reasons", []))

@@ -20,6 +20,7 @@ def render(
     run: Mapping[str, str],
     promotion: Mapping[str, Any],
     trained: Mapping[str, str],
+    suspects: int | None = None,
 ) -> str:
     """Markdown for one model.
 
@@ -29,6 +30,7 @@ def render(
         promotion: what reports/promotion.json holds.
         trained: the MLflow params the training run logged: the settings it ran with,
             "auto" resolved (params.yaml may say "auto", or have changed since).
+        suspects: how many images evaluate flagged as likely mislabelled (paths.label_issues).
     """
     tags = provenance.collect(params)
     m, t = params.model, params.train
@@ -56,6 +58,8 @@ def render(
             "## Data",
             f"- raw images: DVC md5 `{tags['data_raw_md5']}`; split: md5 `{tags['data_split_md5']}`",
             f"- test images: {metrics['test_images']}",
+            f"- suspected label errors: {'not ranked' if suspects is None else suspects} "
+            f"(`{params.paths.label_issues}`; never relabelled: validate.exclude_paths acts on them)",
             f"- code: git commit `{tags['git_commit']}` (dirty: {tags['git_dirty']})",
             "",
             "## Model and training",

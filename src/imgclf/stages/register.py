@@ -17,6 +17,7 @@ from typing import Any
 from imgclf import tracking
 from imgclf.atomic import replacing, write_json
 from imgclf.errors import StageInputError
+from imgclf.evaluation import labelissues
 from imgclf.evaluation.candidate import evaluated, test_split, trained_classes
 from imgclf.evaluation.scoring import flat_metrics
 from imgclf.params import Params
@@ -82,7 +83,8 @@ def run(params: Params) -> RegisterResult:
         "run_id": saved["run_id"],
         "data_split_md5": tags["data_split_md5"],
     }
-    card = modelcard.render(params, classes, scores, confusion, saved, promotion, trained.params)
+    suspects = labelissues.count(params.path("label_issues"))
+    card = modelcard.render(params, classes, scores, confusion, saved, promotion, trained.params, suspects)
     with replacing(params.path("model_card")) as out:
         out.write(card)
     write_json(params.path("promotion"), promotion)
