@@ -40,6 +40,7 @@ def run(params: Params) -> EvaluateResult:
     from imgclf.data.imaging import load_rgb
     from imgclf.evaluation import curves, reporting, scoring
 
+    tracking.saved_run(params)  # the run the results go to, found before any scoring
     classifier, test = load_candidate(params)
     classes = classifier.classes
     positive = params.evaluate.positive_class
