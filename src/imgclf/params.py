@@ -164,7 +164,10 @@ class Model(_Section):
     # seed_cnn: the seeds' Conv 32/64/128 + Dense 512 network, kept as a baseline;
     # small_cnn: our default, faster and stronger; transfer: a keras.applications backbone.
     arch: Literal["seed_cnn", "small_cnn", "transfer"] = "small_cnn"
-    filters: int = Field(32, ge=4, le=256)  # small_cnn: filters of the first block, doubled per block
+    # small_cnn: filters of the first block, doubled per block; null: 32 for silhouettes
+    # (the demo), 24 for photos, where 32 cost a third more time for no F1 on photogen's
+    # catdog (imgclf.training.autoconf).
+    filters: int | None = Field(None, ge=4, le=256)
     # small_cnn: conv blocks, each halving the resolution; null: as many as bring the
     # feature map down to 4 px or less (the demo's 28 px: 3; photos at 128 px with the
     # stem: 4, which took test F1 from 0.87 to 0.97 on photogen's catdog).

@@ -32,18 +32,21 @@ def test_the_demo_keeps_its_own_size_and_flips_only() -> None:
         "data: 2000 images, median short side 28 px, 0% in colour: silhouettes",
         "train.image_size: auto -> 28 (their own size)",
         "model.stem: auto -> false (under 64 px)",
+        "model.filters: auto -> 32 (for silhouettes)",
         "model.blocks: auto -> 3 (28 px down to 3.5 px)",
         "augment.preset: auto -> silhouette (flip True)",
     ]
-    assert resolved.params.model.stem is False
+    assert resolved.params.model.stem is False and resolved.params.model.filters == 32
 
 
 def test_photos_get_a_photo_size_and_the_photo_ranges() -> None:
     resolved = resolve(Params(), PHOTOS)
     assert resolved.params.train.size == PHOTO_SIZE
     ranges = resolved.params.augment.ranges()
-    assert ranges == PRESETS["photo"] and ranges["rotation"] and ranges["zoom"] and ranges["contrast"]
+    assert ranges == PRESETS["photo"] and ranges["flip"] and ranges["brightness"] and ranges["contrast"]
+    assert not ranges["rotation"] and not ranges["zoom"]  # a third of the time for no F1 (measured)
     assert resolved.params.model.stem is True and resolved.params.model.separable is False  # at photo sizes
+    assert resolved.params.model.filters == 24 and "model.filters: auto -> 24 (for photos)" in resolved.choices
     assert resolved.params.model.blocks == 4  # 128 px, 64 after the stem, down to 4 px
 
 
@@ -70,7 +73,7 @@ def test_explicit_values_win() -> None:
 def test_nothing_to_choose_says_nothing() -> None:
     fixed = Params(
         train=Train(image_size=64),
-        model=Model(stem=False, separable=False, blocks=3),
+        model=Model(stem=False, separable=False, blocks=3, filters=32),
         augment=Augment(**PRESETS["photo"]),
     )
     assert resolve(fixed, DEMO).choices == []

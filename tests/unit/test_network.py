@@ -13,7 +13,8 @@ from imgclf.tracking import flatten, repo_root
 from imgclf.training.autoconf import PRESETS
 from imgclf.training.phases import class_weights
 
-SMALL = {"blocks": 3, "stem": False, "separable": False}  # small_cnn as autoconf fills it in for the demo
+# small_cnn as autoconf fills it in for the demo
+SMALL = {"blocks": 3, "stem": False, "separable": False, "filters": 32}
 
 
 @pytest.mark.parametrize(("arch", "size"), [("small_cnn", 16), ("seed_cnn", 32), ("transfer", 32)])
@@ -86,7 +87,7 @@ def test_small_cnn_variants_take_any_size_and_shrink_the_map(stem: bool, separab
 
     from imgclf.training.network import build_model
 
-    model, _ = build_model(2, 64, Model(stem=stem, separable=separable, blocks=3))
+    model, _ = build_model(2, 64, Model(stem=stem, separable=separable, blocks=3, filters=32))
     out = np.asarray(model(np.zeros((2, 90, 70, 3), dtype="uint8"), training=False))
     assert out.shape == (2, 1)
     kinds = {type(layer).__name__ for layer in model.layers}

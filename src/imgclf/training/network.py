@@ -110,8 +110,10 @@ def _small_cnn(x: keras.KerasTensor, cfg: Model, sync_batch_norm: bool) -> keras
         x = keras.layers.BatchNormalization(momentum=0.9, synchronized=sync_batch_norm)(x)
         return keras.layers.ReLU()(x)
 
-    if cfg.blocks is None or cfg.stem is None:
-        raise RuntimeError("small_cnn built before imgclf.training.autoconf.resolve filled in model.blocks and stem")
+    if cfg.blocks is None or cfg.stem is None or cfg.filters is None:
+        raise RuntimeError(
+            "small_cnn built before imgclf.training.autoconf.resolve filled in model.blocks, stem and filters"
+        )
     if cfg.stem:
         x = conv_bn_relu(x, cfg.filters, separable=False, strides=2)
     for block in range(cfg.blocks):
