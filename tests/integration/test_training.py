@@ -61,8 +61,9 @@ def test_the_run_holds_params_metrics_datasets_model_and_reports(binary: Params)
     run = client.get_run(saved["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "2" and run.data.params["split.test"] == "0.2"
-    # augment.preset: auto, resolved before logging: the generated images are in colour, so photos.
-    assert run.data.params["augment.preset"] == "photo" and run.data.params["augment.zoom"] == "0.1"
+    # augment.preset: auto, resolved before logging: the generated images are in colour, so photos
+    # (the photo preset resamples no geometry: zoom 0, not the silhouette preset's 0.1).
+    assert run.data.params["augment.preset"] == "photo" and run.data.params["augment.zoom"] == "0.0"
     assert run.data.params["train.image_size"] == "16"  # set in the project's params.yaml: it wins
     assert run.data.tags["data_raw_md5"] == "untracked" and len(run.data.tags["data_split_md5"]) == 32
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]

@@ -40,8 +40,8 @@ def run(params: Params) -> EvaluateResult:
     from imgclf.data.imaging import load_rgb
     from imgclf.evaluation import curves, reporting, scoring
 
+    classifier, test = load_candidate(params)  # params errors (exit 2) before store errors
     tracking.saved_run(params)  # the run the results go to, found before any scoring
-    classifier, test = load_candidate(params)
     classes = classifier.classes
     positive = params.evaluate.positive_class
     scored = classifier.score(test, positive, params.evaluate.threshold, params.train.batch_size)
