@@ -11,7 +11,8 @@ For each image set and distance (bits of validate's 64-bit pHash, data/looks.py)
   resized to 3/4, and crops (a share of one side, or of every side).
 
 Every copy goes through validate's own path (imaging.inspect_bytes at the reduced decode,
-then looks.look), and pairs through nearduplicates.near_pairs and components.
+then looks.look), and pairs through nearduplicates.near_pairs and components, each image
+querying with its own, mirrored and trimmed hashes (looks.Look.queries) as validate does.
 
 The sets: the demo's 2000 Animal-MNIST silhouettes (28x28 grey, cat/dog), photogen's
 photo-like catdog pictures (bench/photogen.py, 120-640 px, 1000) and the validate
@@ -101,8 +102,10 @@ def sets() -> dict[str, Path]:
 def false_groups(looks: list[Look], labels: list[str], distance: int) -> tuple[int, int, int]:
     """Images in groups, the largest group, images in groups under two classes."""
     hashes = np.array([s.phash for s in looks], np.uint64)
-    mirrored = np.array([s.mirrored for s in looks], np.uint64)
-    groups = nearduplicates.components(len(looks), nearduplicates.near_pairs(hashes, mirrored, distance))
+    extra = np.array([q for s in looks for q in s.queries], np.uint64)  # as validate: mirrored, trimmed
+    owners = np.array([i for i, s in enumerate(looks) for _ in s.queries], np.int64)
+    pairs = nearduplicates.near_pairs(hashes, extra, distance, owners)
+    groups = nearduplicates.components(len(looks), pairs)
     sizes = np.bincount(groups)
     in_groups = sizes[groups] > 1
     conflicts = 0
@@ -140,8 +143,7 @@ def main() -> None:
             recall = []
             for kind in COPIES:
                 close = [
-                    min(int(original.phash ^ copy.phash).bit_count(), int(original.mirrored ^ copy.phash).bit_count())
-                    <= distance
+                    min(int(h ^ copy.phash).bit_count() for h in (original.phash, *original.queries)) <= distance
                     for original, copy in pairs[kind]
                 ]
                 recall.append(f"{np.mean(close):13.2f}")

@@ -98,6 +98,7 @@ NEAR_COPIES = {
     "resized_half": lambda im: encode(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS), "PNG"),
     "resized_up": lambda im: encode(im.resize((im.width * 3 // 2, im.height * 3 // 2)), "JPEG", quality=90),
     "cropped_one_side": lambda im: encode(_crop(im, 0.025, 0, 0, 0), "PNG"),
+    "cropped_5pct_one_side": lambda im: encode(_crop(im, 0, 0.05, 0, 0), "JPEG", quality=90),
     "cropped_all_sides": lambda im: encode(_crop(im, 0.012, 0.012, 0.012, 0.012), "PNG"),
     "mirrored": lambda im: encode(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=85),
 }

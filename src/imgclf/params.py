@@ -78,12 +78,12 @@ class Validate(_Section):
     max_bad_fraction: float = Field(0.1, ge=0, le=1)  # more excluded files means a broken export
     # Processes that decode images; 0 = one per core. Small folders run in-process.
     workers: int = Field(0, ge=0, le=64)
-    # Images whose perceptual hashes (64 bits) differ in at most this many bits, directly
-    # or mirrored, are near-duplicates: one group, one split, and a label_conflict when
-    # under two classes. 4 groups 96-100% of re-encoded, resized and mirrored copies with
-    # no false group in 2 000 photo-like pictures, and keeps the demo's silhouettes, which
-    # pHash tells apart poorly, in small groups (at 6 they chain into one of 522 images);
-    # 6 also catches most crops of 2-3% (README "Near-duplicates",
+    # Images whose perceptual hashes (64 bits) differ in at most this many bits, directly,
+    # mirrored or with a side trimmed (data/looks.py), are near-duplicates: one group, one
+    # split, and a label_conflict when under two classes. 4 groups 97-100% of re-encoded,
+    # resized, mirrored and 2-5%-cropped copies with no false group in 2 000 photo-like
+    # pictures, and keeps the demo's silhouettes, which pHash tells apart poorly, in small
+    # groups (at 6 they chain into one of 522 images) (README "Near-duplicates",
     # bench/near_duplicates.py). null: copies of the same bytes only.
     near_duplicate_distance: int | None = Field(4, ge=0, le=16)
     # Paths (as in the manifest: relative to paths.raw) to exclude as excluded_by_user,

@@ -51,10 +51,11 @@ def test_planted_copies_are_grouped_and_conflicts_exclude_every_member(tmp_path:
     print("grouped with their original, of", ORIGINALS, dict(found))
     for kind in ("reencoded", "resized_half", "resized_up", "mirrored"):
         assert found[kind] == ORIGINALS, kind
-    # Crops of <= 5% of the area, pHash's weak side: 21 and 24 of 24 here; 76-83% of 2% crops
-    # of photo-like pictures in bench/near_duplicates.py.
-    for kind in ("cropped_one_side", "cropped_all_sides"):
-        assert found[kind] >= 0.8 * ORIGINALS, kind
+    # Crops, pHash's weak side: of one side, found through the original's trimmed hashes
+    # (looks.Look.trimmed; 24, 24 of 24 here; through the hash alone 21 of 24 at 2.5 % and a
+    # third at 5 %); of every side, 1.2 %: 24 of 24 here, 91-94 % of photo-like pictures.
+    for kind in ("cropped_one_side", "cropped_5pct_one_side", "cropped_all_sides"):
+        assert found[kind] >= 0.9 * ORIGINALS, kind
     # No two different originals are grouped: the pictures are unrelated.
     originals = [by_path[f"cat/original_{i:02d}.png"].group for i in range(ORIGINALS)]
     assert len({g for g in originals if g}) == len([g for g in originals if g])

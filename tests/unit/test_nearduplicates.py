@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from images import rgb
+from images import rgb, scene
 from imgclf.data import nearduplicates
 from imgclf.data.looks import QualityWarning, hex64, look, quality_warnings
 
@@ -53,6 +53,23 @@ def test_multi_index_search_finds_exactly_the_pairs_brute_force_finds(distance: 
     assert between_firsts <= {tuple(p) for p in pairs.tolist()} <= expected
 
 
+def test_several_extra_hashes_per_image_find_what_brute_force_finds() -> None:
+    hashes, mirrored = planted(400, seed=11)
+    rng = np.random.default_rng(12)
+    trimmed = rng.integers(0, 2**64, size=(400, 4), dtype=np.uint64)
+    for i in rng.choice(400, 60, replace=False):  # near copies of another image's trimmed hash
+        hashes[i] = trimmed[int(rng.integers(400)), int(rng.integers(4))] ^ np.uint64(1 << int(rng.integers(64)))
+    extra = np.concatenate([mirrored[:, None], trimmed], axis=1)  # as looks.Look.queries
+    pairs = nearduplicates.near_pairs(hashes, extra.ravel(), 4, np.repeat(np.arange(400), 5))
+    expected: set[tuple[int, int]] = set()
+    for k in range(5):
+        expected |= brute_force(hashes, extra[:, k], 4)
+    assert len(expected) > 60
+    want = nearduplicates.components(400, np.array(sorted(expected), np.int64).reshape(-1, 2))
+    got = nearduplicates.components(400, pairs)
+    assert np.array_equal(np.unique(want, return_inverse=True)[1], np.unique(got, return_inverse=True)[1])
+
+
 def test_the_plan_covers_every_bit_once_and_its_radius_keeps_the_pigeonhole() -> None:
     for distance in range(17):
         chunks, radius = nearduplicates.plan(distance, 100_000, 200_000)
@@ -74,6 +91,19 @@ def test_the_hash_is_imagehashs_phash_and_the_mirror_hash_that_of_the_mirrored_i
         seen = look(image)
         assert hex64(seen.phash) == str(imagehash.phash(image))
         assert hex64(seen.mirrored) == str(imagehash.phash(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+
+
+def test_a_copy_cropped_by_5_percent_of_a_side_is_near_a_trimmed_hash_of_its_original() -> None:
+    near = 0
+    for seed in range(12):
+        picture = scene(seed, (200, 150))
+        seen = look(picture)
+        assert len(seen.trimmed) == 4 and seen.queries == (seen.mirrored, *seen.trimmed)
+        for box in [(10, 0, 200, 150), (0, 0, 190, 150), (0, 7, 200, 150), (0, 0, 200, 142)]:  # 5 % of a side
+            copy = look(picture.crop(box)).phash
+            near += min(int(h ^ copy).bit_count() for h in seen.trimmed) <= 4
+    assert near >= 0.9 * 48  # 48 of 48 here; through the hash alone, a third (bench/near_duplicates.py)
+    assert look(scene(0, (63, 200))).trimmed == ()  # small images get none (the demo's 28 px)
 
 
 @pytest.mark.parametrize(

@@ -143,8 +143,16 @@ def test_near_duplicates_form_groups_kept_within_a_class_and_excluded_across_cla
 def test_a_mirrored_copy_is_found_through_the_mirrored_hash() -> None:
     rows = [near("cat/a.png", "1", "00ff" * 4), near("dog/b.png", "2", "ff00" * 4)]
     assert {r.reason for r in resolve_duplicates(rows, distance=4)} == {""}
-    mirrored = {"cat/a.png": int("ff00" * 4, 16), "dog/b.png": int("00ff" * 4, 16)}
+    mirrored = {"cat/a.png": (int("ff00" * 4, 16),), "dog/b.png": (int("00ff" * 4, 16),)}
     assert {r.reason for r in resolve_duplicates(rows, 4, mirrored)} == {"label_conflict"}
+
+
+def test_a_cropped_copy_is_found_through_a_trimmed_hash_of_its_original() -> None:
+    rows = [near("cat/a.png", "1", "00ff" * 4), near("dog/b.png", "2", "0f0f" * 4)]
+    # a's mirrored hash first, then its trimmed ones: the third is b's hash.
+    queries = {"cat/a.png": (int("ff00" * 4, 16), int("f0f0" * 4, 16), int("0f0f" * 4, 16))}
+    assert {r.reason for r in resolve_duplicates(rows, 4, queries)} == {"label_conflict"}
+    assert {r.reason for r in resolve_duplicates(rows, 4, {"cat/a.png": queries["cat/a.png"][:2]})} == {""}
 
 
 def test_excluding_one_side_of_a_conflict_keeps_the_other() -> None:

@@ -10,8 +10,9 @@ looks up every value within ``distance // m`` bits of its own chunk, and only th
 candidates are compared whole. 100 000 random hashes are grouped in about a second
 (bench/validate_speed.py).
 
-A mirrored copy is found through the mirrored image's hash (looks.Look.mirrored): it is
-queried against the others' hashes like the hash itself.
+A mirrored or cropped copy is found through the original's extra hashes (looks.Look.queries:
+the mirrored image's, the trimmed images'): they are queried against the others' hashes
+like the hash itself.
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ _MAX_CHUNK = 22  # bits: a counting table of 4 M entries (32 MB), the widest chu
 _BATCH = 1 << 16  # queries looked up at once: bounds the candidate arrays' memory
 
 
-def near_pairs(hashes: np.ndarray, mirrored: np.ndarray, distance: int) -> np.ndarray:
+def near_pairs(
+    hashes: np.ndarray, extra: np.ndarray, distance: int, extra_owners: np.ndarray | None = None
+) -> np.ndarray:
     """Index pairs (i, j), i < j, of hashes within ``distance`` bits of each other, directly
-    or with one of them mirrored.
+    or through one image's extra query hashes (mirrored, trimmed: looks.Look.queries).
 
     Args:
         hashes: (n,) uint64, one perceptual hash per image.
-        mirrored: (n,) uint64, the hash of each image mirrored left to right.
+        extra: (q,) uint64 more hashes each image looks for the others' hashes with; by
+            default one per image (q = n), the hash of the image mirrored left to right.
         distance: the largest Hamming distance that makes two images near-duplicates.
+        extra_owners: (q,) the image each of ``extra`` belongs to (default: 0 .. n-1).
 
     Returns:
         (p, 2) int64, each pair once, sorted. Equal hashes are linked to the first of them
@@ -43,13 +48,14 @@ def near_pairs(hashes: np.ndarray, mirrored: np.ndarray, distance: int) -> np.nd
     """
     import numpy as np
 
-    hashes, mirrored = np.asarray(hashes, np.uint64), np.asarray(mirrored, np.uint64)
+    hashes, extra = np.asarray(hashes, np.uint64), np.asarray(extra, np.uint64)
+    mine = np.arange(len(hashes)) if extra_owners is None else np.asarray(extra_owners, np.int64)
     unique, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
     same = np.stack([first[inverse], np.arange(len(hashes))], axis=1)
     found = [same[same[:, 0] != same[:, 1]]]
-    # The queries: each distinct hash (for its first image) and every image's mirrored hash.
-    queries = np.concatenate([unique, mirrored])
-    owners = np.concatenate([first, np.arange(len(hashes))])
+    # The queries: each distinct hash (for its first image) and every image's extra hashes.
+    queries = np.concatenate([unique, extra])
+    owners = np.concatenate([first, mine])
     chunks, radius = plan(distance, len(unique), len(queries))
     for lo, hi in chunks:
         found.extend(_chunk_pairs(unique, first, queries, owners, lo, hi, radius, distance))

@@ -11,10 +11,11 @@ an escaped name that some later stage failed to unescape would open the wrong fi
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -88,12 +89,13 @@ def probe_all(raw: Path, paths: list[str], limits: Limits, workers: int) -> Iter
 
 
 def resolve_duplicates(
-    rows: Iterable[ManifestRow], distance: int | None = None, mirrored: Mapping[str, int] | None = None
+    rows: Iterable[ManifestRow], distance: int | None = None, queries: Mapping[str, Sequence[int]] | None = None
 ) -> list[ManifestRow]:
     """Group copies and near-duplicates, and exclude what cannot be trusted.
 
     The usable images whose bytes are the same, or (``distance`` not None) whose perceptual
-    hashes differ in at most ``distance`` bits, directly or mirrored, form a group:
+    hashes differ in at most ``distance`` bits, directly or through one image's query hashes
+    (mirrored, trimmed), form a group:
     every pair so linked, through any chain. Each member of a group records its key, the
     smallest sha256 among its members, in ``group`` (split keeps a group together by it).
     A group under two or more classes excludes every member (``label_conflict``: nobody
@@ -101,8 +103,8 @@ def resolve_duplicates(
     bytes: the first path in sorted order is kept and the rest are ``duplicate``.
 
     Args:
-        mirrored: path -> the hash of the image mirrored (looks.Look.mirrored), for
-            mirrored copies; without it only unmirrored near-duplicates are found.
+        queries: path -> the image's extra hashes (looks.Look.queries: mirrored, trimmed),
+            for mirrored and cropped copies; without them only the hashes are compared.
     """
     import numpy as np
 
@@ -116,8 +118,10 @@ def resolve_duplicates(
     links = [np.array([(k, content[rows[i].sha256]) for k, i in enumerate(usable)], np.int64).reshape(-1, 2)]
     if distance is not None and usable:
         hashes = np.array([int(rows[i].phash, 16) for i in usable], np.uint64)
-        flipped = np.array([(mirrored or {}).get(rows[i].path, int(rows[i].phash, 16)) for i in usable], np.uint64)
-        links.append(near_pairs(hashes, flipped, distance))
+        asked = [(queries or {}).get(rows[i].path, ()) for i in usable]
+        counts = np.fromiter(map(len, asked), np.int64, len(asked))
+        extra = np.fromiter(itertools.chain.from_iterable(asked), np.uint64, int(counts.sum()))
+        links.append(near_pairs(hashes, extra, distance, np.repeat(np.arange(len(usable)), counts)))
     members: defaultdict[int, list[int]] = defaultdict(list)
     for k, component in enumerate(components(len(usable) + len(shas), np.concatenate(links))[: len(usable)]):
         members[int(component)].append(usable[k])
@@ -170,8 +174,8 @@ def scan(
     probes = track(probe_all(raw, readable, limits, workers), len(readable), "validate")
     found = dict(zip(readable, probes, strict=True))
     rows = [_row(escape_name(path), found.get(path, Probe(Reason.BAD_FILENAME))) for path in paths]
-    mirrored = {path: probe.look.mirrored for path, probe in found.items() if probe.look is not None}
-    return resolve_duplicates(exclude_listed(rows, frozenset(exclude)), distance, mirrored), skipped
+    queries = {path: probe.look.queries for path, probe in found.items() if probe.look is not None}
+    return resolve_duplicates(exclude_listed(rows, frozenset(exclude)), distance, queries), skipped
 
 
 def _row(path: str, found: Probe) -> ManifestRow:
