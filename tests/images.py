@@ -100,6 +100,7 @@ NEAR_COPIES = {
     "cropped_one_side": lambda im: encode(_crop(im, 0.025, 0, 0, 0), "PNG"),
     "cropped_5pct_one_side": lambda im: encode(_crop(im, 0, 0.05, 0, 0), "JPEG", quality=90),
     "cropped_all_sides": lambda im: encode(_crop(im, 0.012, 0.012, 0.012, 0.012), "PNG"),
+    "cropped_2_5pct_all_sides": lambda im: encode(_crop(im, 0.025, 0.025, 0.025, 0.025), "JPEG", quality=90),
     "mirrored": lambda im: encode(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=85),
 }
 

@@ -79,9 +79,9 @@ class Validate(_Section):
     # Processes that decode images; 0 = one per core. Small folders run in-process.
     workers: int = Field(0, ge=0, le=64)
     # Images whose perceptual hashes (64 bits) differ in at most this many bits, directly,
-    # mirrored or with a side trimmed (data/looks.py), are near-duplicates: one group, one
-    # split, and a label_conflict when under two classes. 4 groups 97-100% of re-encoded,
-    # resized, mirrored and 2-5%-cropped copies with no false group in 2 000 photo-like
+    # mirrored or trimmed (data/looks.py), are near-duplicates: one group, one split, and a
+    # label_conflict when under two classes. 4 groups 97-100% of re-encoded, resized,
+    # mirrored and cropped (2-5%) copies with no false group in 2 000 photo-like
     # pictures, and keeps the demo's silhouettes, which pHash tells apart poorly, in small
     # groups (at 6 they chain into one of 522 images) (README "Near-duplicates",
     # bench/near_duplicates.py). null: copies of the same bytes only.

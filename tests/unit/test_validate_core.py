@@ -11,6 +11,7 @@ import pytest
 
 from images import encode, rgb, write
 from imgclf.data.imaging import Limits
+from imgclf.data.looks import Look
 from imgclf.data.manifest import COLUMNS, EXCLUDED, OK, ManifestRow, escape_name, read_manifest
 from imgclf.data.scan import exclude_listed, is_clutter, list_candidates, resolve_duplicates, scan
 from imgclf.stages.validate import summarize
@@ -115,6 +116,10 @@ def near(path: str, sha: str, phash: str) -> ManifestRow:
     return replace(row(path, sha), phash=phash)
 
 
+def seen(phash: str, mirrored: str, *trimmed: str) -> Look:
+    return Look(int(phash, 16), int(mirrored, 16), 128.0, 40.0, tuple(int(t, 16) for t in trimmed))
+
+
 def test_near_duplicates_form_groups_kept_within_a_class_and_excluded_across_classes() -> None:
     # 0x0f: 4 bits from 0x00, 8 bits from 0xff. At distance 4, a~b~c chain into one group.
     rows = [
@@ -143,16 +148,17 @@ def test_near_duplicates_form_groups_kept_within_a_class_and_excluded_across_cla
 def test_a_mirrored_copy_is_found_through_the_mirrored_hash() -> None:
     rows = [near("cat/a.png", "1", "00ff" * 4), near("dog/b.png", "2", "ff00" * 4)]
     assert {r.reason for r in resolve_duplicates(rows, distance=4)} == {""}
-    mirrored = {"cat/a.png": (int("ff00" * 4, 16),), "dog/b.png": (int("00ff" * 4, 16),)}
+    mirrored = {"cat/a.png": seen("00ff" * 4, "ff00" * 4), "dog/b.png": seen("ff00" * 4, "00ff" * 4)}
     assert {r.reason for r in resolve_duplicates(rows, 4, mirrored)} == {"label_conflict"}
 
 
 def test_a_cropped_copy_is_found_through_a_trimmed_hash_of_its_original() -> None:
     rows = [near("cat/a.png", "1", "00ff" * 4), near("dog/b.png", "2", "0f0f" * 4)]
-    # a's mirrored hash first, then its trimmed ones: the third is b's hash.
-    queries = {"cat/a.png": (int("ff00" * 4, 16), int("f0f0" * 4, 16), int("0f0f" * 4, 16))}
-    assert {r.reason for r in resolve_duplicates(rows, 4, queries)} == {"label_conflict"}
-    assert {r.reason for r in resolve_duplicates(rows, 4, {"cat/a.png": queries["cat/a.png"][:2]})} == {""}
+    # a's trimmed hashes: the second is b's hash.
+    trimmed = {"cat/a.png": seen("00ff" * 4, "ff00" * 4, "f0f0" * 4, "0f0f" * 4)}
+    assert {r.reason for r in resolve_duplicates(rows, 4, trimmed)} == {"label_conflict"}
+    untrimmed = {"cat/a.png": seen("00ff" * 4, "ff00" * 4, "f0f0" * 4)}
+    assert {r.reason for r in resolve_duplicates(rows, 4, untrimmed)} == {""}
 
 
 def test_excluding_one_side_of_a_conflict_keeps_the_other() -> None:
