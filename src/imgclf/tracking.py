@@ -395,9 +395,8 @@ def _run_of_model(params: Params, md5: str) -> dict[str, str] | None:
 
 
 @contextmanager
-def resume_run(params: Params) -> Iterator[str]:
-    """Reopen the run that logged paths.model (saved_run); yields its id."""
-    run_id = saved_run(params)["run_id"]
+def resume_run(params: Params, run_id: str) -> Iterator[str]:
+    """Reopen ``run_id``, the run saved_run found (the one that logged paths.model); yields its id."""
     use_experiment(params)
     import mlflow
 

@@ -41,7 +41,7 @@ def run(params: Params) -> EvaluateResult:
     from imgclf.evaluation import curves, reporting, scoring
 
     classifier, test = load_candidate(params)  # params errors (exit 2) before store errors
-    tracking.saved_run(params)  # the run the results go to, found before any scoring
+    saved = tracking.saved_run(params)  # the run the results go to, found before any scoring
     classes = classifier.classes
     positive = params.evaluate.positive_class
     scored = classifier.score(test, positive, params.evaluate.threshold, params.train.batch_size)
@@ -98,7 +98,7 @@ def run(params: Params) -> EvaluateResult:
     for name, figure in figures.items():
         reporting.save(figure, plots / f"{name}.png")
 
-    with tracking.resume_run(params) as run_id:
+    with tracking.resume_run(params, saved["run_id"]) as run_id:
         # test_images already names the test set: no second prefix.
         flat = scoring.flat_metrics(scored.metrics)
         mlflow.log_metrics({k if k.startswith("test_") else f"test_{k}": v for k, v in flat.items()})

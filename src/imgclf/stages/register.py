@@ -88,7 +88,7 @@ def run(params: Params) -> RegisterResult:
     with replacing(params.path("model_card")) as out:
         out.write(card)
     write_json(params.path("promotion"), promotion)
-    with tracking.resume_run(params):
+    with tracking.resume_run(params, saved["run_id"]):
         mlflow.set_tags({"registered_model": cfg.model_name, "registered_version": outcome.version})
         for key in ("promotion", "model_card"):
             mlflow.log_artifact(str(params.path(key)), artifact_path="registry")
